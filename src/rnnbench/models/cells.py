@@ -1,0 +1,97 @@
+"""One time step of each recurrent cell, as pure functions over torch.nn-shaped weights.
+
+The split follows pytorch's `benchmarks/fastrnns/custom_lstms.py`: a *cell* is one step, a layer loops it
+over time (`layer.py`), the stack (`recurrent.py`) owns the parameters. The input projection of all steps is
+hoisted out of the time loop, so a step only sees `gx_t = x_t W_ih^T + b_ih (+ b_hh)` and does the recurrent
+matmul. Gate order is torch.nn's (LSTM i,f,g,o; GRU r,z,n) so one state_dict serves both implementations.
+
+Peephole LSTM follows Gers & Schmidhuber (2000) and the seed notes: diagonal peepholes, the input and forget
+gates see c_{t-1}, the output gate sees the new c_t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+State = tuple[Tensor, Tensor | None]  # (h, c); c is None for cells without a memory cell
+
+
+def rnn_tanh_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
+    """Elman step h' = tanh(gx + h W_hh^T); b_hh is folded into gx."""
+    return torch.tanh(torch.addmm(gx, h, w_hh.t())), None
+
+
+def rnn_relu_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
+    """Elman step with ReLU, as torch.nn.RNN(nonlinearity='relu')."""
+    return torch.relu(torch.addmm(gx, h, w_hh.t())), None
+
+
+def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
+    """LSTM step (Hochreiter & Schmidhuber 1997 with forget gate): c' = f*c + i*g is the additive path."""
+    i, f, g, o = torch.addmm(gx, h, w_hh.t()).chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+
+def peephole_lstm_step(
+    gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: tuple[Tensor, Tensor, Tensor]
+) -> State:
+    """Peephole LSTM step: i and f peek at c_{t-1}, o peeks at the freshly written c_t."""
+    w_pi, w_pf, w_po = peep
+    i, f, g, o = torch.addmm(gx, h, w_hh.t()).chunk(4, dim=1)
+    i = torch.sigmoid(i + w_pi * c)
+    f = torch.sigmoid(f + w_pf * c)
+    c_new = f * c + i * torch.tanh(g)
+    return torch.sigmoid(o + w_po * c_new) * torch.tanh(c_new), c_new
+
+
+def gru_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
+    """GRU step (Cho et al. 2014, torch.nn variant: the reset gate multiplies W_hn h + b_hn)."""
+    gh = h @ w_hh.t() if b_hh is None else torch.addmm(b_hh, h, w_hh.t())
+    x_r, x_z, x_n = gx.chunk(3, dim=1)
+    h_r, h_z, h_n = gh.chunk(3, dim=1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return n + z * (h - n), None
+
+
+StepFn = Callable[..., State]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What the stack needs to know about a cell: gate count, memory cell, peepholes, fused kernel name."""
+
+    name: str
+    gates: int
+    has_cell: bool
+    step: StepFn
+    fused_mode: str | None  # torch._VF function name, or None where no fused kernel exists
+    peepholes: bool = False
+    fold_b_hh: bool = True  # b_hh can be added to the hoisted input projection (not for GRU's n gate)
+
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        """Gate names in torch.nn's order, for diagnostics and docs."""
+        return {4: ("input", "forget", "cell", "output"), 3: ("reset", "update", "new"), 1: ("hidden",)}[self.gates]
+
+
+CELLS: dict[str, CellSpec] = {
+    "rnn": CellSpec("rnn", 1, False, rnn_tanh_step, "rnn_tanh"),
+    "rnn_relu": CellSpec("rnn_relu", 1, False, rnn_relu_step, "rnn_relu"),
+    "lstm": CellSpec("lstm", 4, True, lstm_step, "lstm"),
+    "gru": CellSpec("gru", 3, False, gru_step, "gru", fold_b_hh=False),
+    "peephole_lstm": CellSpec("peephole_lstm", 4, True, peephole_lstm_step, None, peepholes=True),
+}
+
+
+def get_cell(name: str) -> CellSpec:
+    """Look a cell up by name; unknown names fail with the allowed ones."""
+    if name not in CELLS:
+        raise ValueError(f"cell: unknown cell {name!r}; allowed: {', '.join(sorted(CELLS))}")
+    return CELLS[name]

@@ -1,0 +1,58 @@
+"""The custom path's time loop: one layer, one direction, over a time-major, right-padded batch.
+
+Variable lengths are handled by a per-step mask: where a sequence has ended, its state is carried unchanged
+and its output is zero, which is exactly what `torch.nn.LSTM` returns on a `PackedSequence` after
+`pad_packed_sequence`. The reverse direction is run on per-sequence reversed inputs (`reverse_padded`), so
+padding never reaches the backward direction's state.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnbench.models.cells import CellSpec
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of a time-major (T, B, ...) batch within its own length; padding stays at the end."""
+    if lengths is None:
+        return x.flip(0)
+    steps = x.shape[0]
+    t = torch.arange(steps, device=x.device).unsqueeze(1)  # (T, 1)
+    lens = lengths.to(x.device).unsqueeze(0)  # (1, B)
+    index = torch.where(t < lens, lens - 1 - t, t)  # (T, B)
+    index = index.view(steps, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+def step_mask(lengths: Tensor | None, steps: int, device: torch.device) -> Tensor | None:
+    """(T, B, 1) boolean mask, True where step t is inside sequence b; None when all are full length."""
+    if lengths is None:
+        return None
+    return (torch.arange(steps, device=device).unsqueeze(1) < lengths.to(device).unsqueeze(0)).unsqueeze(-1)
+
+
+def run_layer(
+    spec: CellSpec,
+    gx: Tensor,
+    h: Tensor,
+    c: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    peep: tuple[Tensor, Tensor, Tensor] | None,
+    mask: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T)."""
+    outputs = []
+    for t in range(gx.shape[0]):
+        h_new, c_new = spec.step(gx[t], h, c, w_hh, b_hh, peep)
+        if mask is not None:
+            keep = mask[t]
+            h_new = torch.where(keep, h_new, h)
+            c_new = None if c is None else torch.where(keep, c_new, c)
+            outputs.append(h_new * keep)
+        else:
+            outputs.append(h_new)
+        h, c = h_new, c_new
+    return torch.stack(outputs), h, c

@@ -1,0 +1,277 @@
+"""`Recurrent`: one drop-in recurrent stack for every cell, with torch.nn's call contract and parameter names.
+
+`Recurrent("lstm", 32, 128, num_layers=2)` behaves like `torch.nn.LSTM(32, 128, 2, batch_first=True)`:
+same `forward(x, state) -> (output, final_state)`, same state_dict keys (`weight_ih_l0`, `bias_hh_l1_reverse`,
+...), same gate order. Two implementations share those weights:
+
+- `fused`: torch's own kernels (`torch._VF.lstm` and friends: oneDNN on CPU, cuDNN on GPU), called one layer at a
+  time so that residual connections, layer norm and per-layer sizes still get the fast kernel;
+- `custom`: the Python cells of `cells.py` looped by `layer.py`, needed for peepholes and for diagnostics that
+  must see every gate.
+
+`impl="auto"` picks fused whenever the cell has a fused kernel. A state_dict saved under one impl loads under the
+other and gives the same outputs (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnbench.models.cells import CellSpec, get_cell
+from rnnbench.models.layer import reverse_padded, run_layer, step_mask
+
+IMPLS = ("auto", "fused", "custom")
+RecurrentState = Tensor | tuple[Tensor, Tensor] | list
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _layer_sizes(hidden_size: int | Sequence[int], num_layers: int | None) -> list[int]:
+    """Per-layer hidden sizes from an int (repeated num_layers times) or an explicit per-layer list."""
+    if isinstance(hidden_size, int | bool):
+        _check_positive_int("hidden_size", hidden_size)
+        return [hidden_size] * _check_positive_int("num_layers", 1 if num_layers is None else num_layers)
+    sizes = list(hidden_size)
+    if not sizes:
+        raise ValueError("hidden_size must be a positive int or a non-empty list of positive ints, got []")
+    for size in sizes:
+        _check_positive_int("hidden_size", size)
+    if num_layers is not None and num_layers != len(sizes):
+        raise ValueError(f"num_layers={num_layers} does not match the {len(sizes)} per-layer sizes in hidden_size")
+    return sizes
+
+
+class Recurrent(nn.Module):
+    """A stack of recurrent layers (any cell, uni- or bidirectional) mirroring torch.nn.RNN/LSTM/GRU."""
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int | Sequence[int],
+        num_layers: int | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = True,
+        impl: str = "auto",
+        residual: bool = False,
+        layer_norm: bool = False,
+        forget_bias: float | None = 1.0,
+        nonlinearity: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be one of tanh, relu, got {nonlinearity!r}")
+        if nonlinearity == "relu" and cell != "rnn":
+            raise ValueError(f"nonlinearity='relu' applies to cell='rnn' only, got cell={cell!r}")
+        self.spec: CellSpec = get_cell("rnn_relu" if nonlinearity == "relu" else cell)
+        self.input_size = _check_positive_int("input_size", input_size)
+        self.layer_sizes = _layer_sizes(hidden_size, num_layers)
+        if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        if impl == "fused" and self.spec.fused_mode is None:
+            raise ValueError(f"impl='fused' has no kernel for cell={cell!r}; use impl='custom' or 'auto'")
+        self.cell = cell
+        self.num_layers = len(self.layer_sizes)
+        self.hidden_size = self.layer_sizes[-1]
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout = float(dropout)
+        self.batch_first = batch_first
+        self.impl = impl
+        self.use_fused = impl == "fused" or (impl == "auto" and self.spec.fused_mode is not None)
+        self.residual = residual
+        self.layer_norm = layer_norm
+        self.forget_bias = forget_bias
+        self._build_parameters()
+        self.reset_parameters()
+
+    # -- parameters ---------------------------------------------------------------------------------------
+    def _suffixes(self) -> list[str]:
+        return ["", "_reverse"][: self.num_directions]
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.num_directions * self.layer_sizes[layer - 1]
+
+    def _build_parameters(self) -> None:
+        gates = self.spec.gates
+        for k, size in enumerate(self.layer_sizes):
+            in_size = self._layer_input_size(k)
+            for sfx in self._suffixes():
+                self.register_parameter(f"weight_ih_l{k}{sfx}", nn.Parameter(torch.empty(gates * size, in_size)))
+                self.register_parameter(f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(gates * size, size)))
+                self.register_parameter(f"bias_ih_l{k}{sfx}", nn.Parameter(torch.empty(gates * size)))
+                self.register_parameter(f"bias_hh_l{k}{sfx}", nn.Parameter(torch.empty(gates * size)))
+                if self.spec.peepholes:
+                    for gate in "ifo":
+                        self.register_parameter(f"weight_p{gate}_l{k}{sfx}", nn.Parameter(torch.empty(size)))
+            out_size = self.num_directions * size
+            if self.residual and k > 0 and in_size != out_size:
+                self.add_module(f"residual_proj_l{k}", nn.Linear(in_size, out_size, bias=False))
+            if self.layer_norm:
+                self.add_module(f"layer_norm_l{k}", nn.LayerNorm(out_size))
+
+    def reset_parameters(self) -> None:
+        """torch.nn's init (uniform +-1/sqrt(H)), then the LSTM forget-gate bias (Jozefowicz et al. 2015)."""
+        for name, param in self.named_parameters(recurse=False):
+            layer = int(name.split("_l")[-1].split("_")[0])
+            bound = 1.0 / math.sqrt(self.layer_sizes[layer])
+            nn.init.uniform_(param, -bound, bound)
+        for module in self.children():
+            module.reset_parameters()
+        if self.spec.has_cell and self.forget_bias is not None:
+            with torch.no_grad():
+                for k, size in enumerate(self.layer_sizes):
+                    for sfx in self._suffixes():
+                        getattr(self, f"bias_ih_l{k}{sfx}")[size : 2 * size].fill_(self.forget_bias)
+                        getattr(self, f"bias_hh_l{k}{sfx}")[size : 2 * size].zero_()
+
+    def layer_weights(self, layer: int, direction: int) -> dict[str, Tensor]:
+        """The named weights of one layer and direction, keys without the `_l{k}` suffix."""
+        sfx = f"_l{layer}{self._suffixes()[direction]}"
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+        if self.spec.peepholes:
+            names += ["weight_pi", "weight_pf", "weight_po"]
+        return {n: getattr(self, n + sfx) for n in names}
+
+    # -- forward ------------------------------------------------------------------------------------------
+    def forward(
+        self, x: Tensor | PackedSequence, state: RecurrentState | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, RecurrentState]:
+        """Run the stack. x: (B, T, I) if batch_first else (T, B, I), or a PackedSequence.
+
+        Returns output (B, T, dirs*H_last) (or time-major / packed, matching the input) and the final state:
+        h_n, or (h_n, c_n) for the LSTM family, each (num_layers*dirs, B, H); a per-layer list when layer sizes
+        differ. Positions past a sequence's length are zero in the output.
+        """
+        packed_input = isinstance(x, PackedSequence)
+        if packed_input:
+            sorted_indices, unsorted_indices = x.sorted_indices, x.unsorted_indices
+            x, lengths = pad_packed_sequence(x, batch_first=False)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        self._check_input(x, lengths)
+        steps, batch = x.shape[0], x.shape[1]
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+        h0, c0 = self._initial_state(state, batch, x)
+
+        mask = step_mask(lengths, steps, x.device)
+        inp, h_n, c_n = x, [], []
+        for k in range(self.num_layers):
+            run = self._fused_layer if self.use_fused else self._custom_layer
+            out, h_k, c_k = run(k, inp, h0[k], None if c0 is None else c0[k], lengths)
+            if self.residual and k > 0:
+                proj = getattr(self, f"residual_proj_l{k}", None)
+                out = out + (inp if proj is None else proj(inp))
+            if self.layer_norm:
+                out = getattr(self, f"layer_norm_l{k}")(out)
+            if k < self.num_layers - 1 and self.dropout > 0:
+                out = F.dropout(out, self.dropout, self.training)
+            inp = out
+            h_n.append(h_k)
+            c_n.append(c_k)
+        if mask is not None and (self.residual or self.layer_norm):
+            inp = inp * mask
+        final = self._final_state(h_n, c_n)
+        if packed_input:
+            inp = pack_padded_sequence(inp, lengths, enforce_sorted=False)
+            inp = PackedSequence(inp.data, inp.batch_sizes, sorted_indices, unsorted_indices)
+        elif self.batch_first:
+            inp = inp.transpose(0, 1)
+        return inp, final
+
+    def _check_input(self, x: Tensor, lengths: Tensor | None) -> None:
+        if x.dim() != 3:
+            raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input feature size must equal input_size={self.input_size}, got {x.shape[-1]}")
+        if lengths is not None:
+            lens = torch.as_tensor(lengths)
+            if lens.shape != (x.shape[1],) or lens.min() < 1 or lens.max() > x.shape[0]:
+                raise ValueError(f"lengths must be {x.shape[1]} ints in [1, {x.shape[0]}], got {lens.tolist()}")
+
+    def _initial_state(self, state: RecurrentState | None, batch: int, x: Tensor) -> tuple[list, list | None]:
+        """Split a torch.nn-shaped state (or a per-layer list) into per-layer (dirs, B, H_k) tensors."""
+        dirs = self.num_directions
+        if state is None:
+            h0 = [x.new_zeros(dirs, batch, size) for size in self.layer_sizes]
+            return h0, ([h.clone() for h in h0] if self.spec.has_cell else None)
+        if self.spec.has_cell:
+            if not isinstance(state, tuple) or len(state) != 2:
+                raise ValueError(f"state for cell={self.cell!r} must be a tuple (h_0, c_0)")
+            return self._split_state(state[0]), self._split_state(state[1])
+        return self._split_state(state), None
+
+    def _split_state(self, s: Tensor | list) -> list[Tensor]:
+        if isinstance(s, list):
+            return s
+        return list(s.split(self.num_directions, dim=0))
+
+    def _final_state(self, h_n: list[Tensor], c_n: list) -> RecurrentState:
+        uniform = len(set(self.layer_sizes)) == 1
+        h = torch.cat(h_n, 0) if uniform else h_n
+        if not self.spec.has_cell:
+            return h
+        return h, (torch.cat(c_n, 0) if uniform else c_n)
+
+    def _fused_layer(
+        self, k: int, inp: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One layer (both directions) through torch's fused kernel; inp is time-major (T, B, I)."""
+        weights = [w for d in range(self.num_directions) for w in self.layer_weights(k, d).values()]
+        hx = (h0, c0) if self.spec.has_cell else h0
+        kernel = getattr(torch._VF, self.spec.fused_mode)
+        if lengths is None:
+            res = kernel(inp, hx, weights, True, 1, 0.0, self.training, self.bidirectional, False)
+            out = res[0]
+        else:
+            packed = pack_padded_sequence(inp, lengths, enforce_sorted=False)
+            order = packed.sorted_indices.to(inp.device)
+            hx = tuple(s.index_select(1, order) for s in hx) if c0 is not None else hx.index_select(1, order)
+            res = kernel(packed.data, packed.batch_sizes, hx, weights, True, 1, 0.0, self.training, self.bidirectional)
+            out_packed = PackedSequence(res[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+            out, _ = pad_packed_sequence(out_packed, total_length=inp.shape[0])
+            undo = packed.unsorted_indices.to(inp.device)
+            res = (out, *(s.index_select(1, undo) for s in res[1:]))
+        return out, res[1], (res[2] if c0 is not None else None)
+
+    def _custom_layer(
+        self, k: int, inp: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One layer through the Python cells: each direction runs `run_layer` on its (reversed) input."""
+        mask = step_mask(lengths, inp.shape[0], inp.device)
+        outs, hs, cs = [], [], []
+        for d in range(self.num_directions):
+            w = self.layer_weights(k, d)
+            x_d = inp if d == 0 else reverse_padded(inp, lengths)
+            bias = w["bias_ih"] + w["bias_hh"] if self.spec.fold_b_hh else w["bias_ih"]
+            gx = F.linear(x_d, w["weight_ih"], bias)  # (T, B, G*H): all steps' input projection in one matmul
+            b_hh = None if self.spec.fold_b_hh else w["bias_hh"]
+            peep = (w["weight_pi"], w["weight_pf"], w["weight_po"]) if self.spec.peepholes else None
+            out, h, c = run_layer(self.spec, gx, h0[d], None if c0 is None else c0[d], w["weight_hh"], b_hh, peep, mask)
+            outs.append(out if d == 0 else reverse_padded(out, lengths))
+            hs.append(h)
+            cs.append(c)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        return out, torch.stack(hs), (torch.stack(cs) if c0 is not None else None)
+
+    def extra_repr(self) -> str:
+        impl = "fused" if self.use_fused else "custom"
+        return (
+            f"cell={self.cell}, input_size={self.input_size}, hidden_size={self.layer_sizes}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}, impl={impl}, "
+            f"residual={self.residual}, layer_norm={self.layer_norm}"
+        )
