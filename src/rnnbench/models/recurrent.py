@@ -38,7 +38,7 @@ def _check_positive_int(name: str, value: object) -> int:
 
 def _layer_sizes(hidden_size: int | Sequence[int], num_layers: int | None) -> list[int]:
     """Per-layer hidden sizes from an int (repeated num_layers times) or an explicit per-layer list."""
-    if isinstance(hidden_size, int | bool):
+    if not isinstance(hidden_size, Sequence) or isinstance(hidden_size, str):
         _check_positive_int("hidden_size", hidden_size)
         return [hidden_size] * _check_positive_int("num_layers", 1 if num_layers is None else num_layers)
     sizes = list(hidden_size)
@@ -187,7 +187,10 @@ class Recurrent(nn.Module):
             inp = inp * mask
         final = self._final_state(h_n, c_n)
         if packed_input:
-            inp = pack_padded_sequence(inp, lengths, enforce_sorted=False)
+            # Re-pack in the input's own order: re-sorting the lengths could order tied lengths differently.
+            if sorted_indices is not None:
+                inp, lengths = inp.index_select(1, sorted_indices), lengths[sorted_indices.cpu()]
+            inp = pack_padded_sequence(inp, lengths, enforce_sorted=True)
             inp = PackedSequence(inp.data, inp.batch_sizes, sorted_indices, unsorted_indices)
         elif self.batch_first:
             inp = inp.transpose(0, 1)
