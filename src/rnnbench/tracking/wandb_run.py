@@ -1,0 +1,87 @@
+"""Weights & Biases setup: one run per job, offline unless asked otherwise, never blocking training.
+
+W&B is the dashboard, not the source of truth (that is `run.json`), so everything here degrades gracefully: if an
+online run cannot start (no network, no login), the job falls back to an offline run that `wandb sync` can upload
+later. Lightning's `WandbLogger` silently *reuses* a run left open in the same process, which would merge
+consecutive multirun jobs into one W&B run; `start_run` finishes any such run first.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import wandb
+from pytorch_lightning.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
+MODES = ("offline", "online", "disabled")
+
+
+def _settings(init_timeout: float) -> wandb.Settings:
+    """Quiet, fast settings: no system-metrics sampler for tiny runs, no console capture, no code upload."""
+    return wandb.Settings(
+        x_disable_stats=True,
+        console="off",
+        silent=True,
+        save_code=False,
+        disable_git=True,  # run.json records the git SHA itself
+        init_timeout=init_timeout,
+    )
+
+
+def start_run(
+    save_dir: Path,
+    project: str,
+    name: str,
+    group: str,
+    job_type: str,
+    tags: list[str],
+    config: dict[str, Any],
+    mode: str = "offline",
+    entity: str | None = None,
+    init_timeout: float = 30.0,
+) -> wandb.sdk.wandb_run.Run:
+    """Start this job's W&B run (finishing any left open); fall back to offline if online init fails."""
+    if mode not in MODES:
+        raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if wandb.run is not None:
+        wandb.finish()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(
+        dir=str(save_dir),
+        project=project,
+        entity=entity,
+        name=name,
+        group=group,
+        job_type=job_type,
+        tags=tags,
+        config=config,
+        reinit="finish_previous",
+        settings=_settings(init_timeout),
+    )
+    try:
+        return wandb.init(mode=mode, **kwargs)
+    except Exception as err:
+        if mode != "online":
+            raise
+        log.warning("W&B online init failed (%s); logging offline instead, upload later with `wandb sync`", err)
+        return wandb.init(mode="offline", **kwargs)
+
+
+def wandb_logger(run: wandb.sdk.wandb_run.Run) -> WandbLogger:
+    """Wrap a started run for Lightning; the metrics namespace stays ours (`train/loss`, `val/mse`, ...)."""
+    return WandbLogger(experiment=run, log_model=False)
+
+
+def run_info(run: wandb.sdk.wandb_run.Run) -> dict[str, Any]:
+    """The identifiers run.json keeps so a report can find the W&B run again."""
+    return {
+        "id": run.id,
+        "name": run.name,
+        "dir": str(Path(run.dir).parent),
+        "mode": run.settings.mode,
+        "project": run.project,
+        "group": run.group,
+    }

@@ -1,0 +1,176 @@
+"""Finding, composing and validating configs, so a bad override fails in one line before any data is built.
+
+Hydra reports a typo in an override as a multi-line trace deep in its own terms. `preflight` composes every job
+a command line would launch (each value of each sweep at least once), instantiates the cheap parts (task object,
+model, optimiser) and turns any failure into one `ConfigError` line naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
+TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool}
+TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false"}
+GROUPS = ("model", "task", "trainer", "optim", "logger")
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration error: one line, naming the key and what is allowed."""
+
+
+def _resource_dir(name: str) -> Path:
+    """`conf`/`sweeps` inside an installed wheel, else at the top of the source checkout (editable install)."""
+    for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parents[1] / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"rnnbench's {name}/ directory is missing from {PACKAGE_DIR} and its checkout")
+
+
+def config_dir() -> Path:
+    """The directory holding train.yaml and the config groups."""
+    return _resource_dir("conf")
+
+
+def compose_config(
+    overrides: Iterable[str] = (), user_config_dir: str | None = None, hydra: bool = False
+) -> DictConfig:
+    """Compose `train.yaml` with overrides, as `rnnbench-train` would; a user's --config-dir adds options."""
+    overrides = list(overrides)
+    if user_config_dir:
+        overrides.append(f"hydra.searchpath=[file://{Path(user_config_dir).resolve()}]")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=hydra)
+
+
+def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
+    """The selectable options of a config group (files starting with `_` are shared bases, not options)."""
+    dirs = [Path(user_config_dir)] if user_config_dir else []
+    names = {p.stem for d in [*dirs, config_dir()] for p in (d / group).glob("*.yaml")}
+    return sorted(n for n in names if not n.startswith("_"))
+
+
+def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> list[list[str]]:
+    """The override list of every job a (multi)run launches; large sweeps are cut to one-value-at-a-time."""
+    lines = list(overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(lines)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeps = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed if o.is_sweep_override()
+    ]
+    if not sweeps:
+        return [fixed]
+    total = 1
+    for values in sweeps:
+        total *= len(values)
+    if total <= FULL_PRODUCT_LIMIT:
+        return [fixed + list(combo) for combo in itertools.product(*sweeps)]
+    firsts = [values[0] for values in sweeps]
+    jobs = [fixed + firsts]
+    for i, values in enumerate(sweeps):
+        jobs += [fixed + firsts[:i] + [v] + firsts[i + 1 :] for v in values[1:]]
+    return jobs
+
+
+def _check_kwargs(key: str, target: Any, given: Iterable[str], extra: Iterable[str] = ()) -> None:
+    """Unknown config keys for a `_target_`'s signature fail with the allowed ones."""
+    params = inspect.signature(target).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if n not in ("self", *extra) and p.kind != p.VAR_POSITIONAL]
+    unknown = sorted(set(given) - set(allowed) - {"_target_", "_partial_", "_recursive_", "_convert_"})
+    if unknown:
+        raise ConfigError(f"unknown key {key}.{unknown[0]}; allowed keys under {key}: {', '.join(sorted(allowed))}")
+
+
+def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
+    """Instantiate a config node; a constructor's ValueError ('seq_len must be ...') becomes 'task.seq_len must ...'."""
+    try:
+        return instantiate(node, **kwargs)
+    except Exception as err:
+        cause = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise ConfigError(f"{key}.{cause}" if isinstance(cause, ValueError) else f"{key}: {cause}") from err
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate a composed config: top-level types, then every group by building its cheap parts."""
+    for name, kind in TOP_LEVEL.items():
+        value = cfg.get(name)
+        value = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+            raise ConfigError(f"{name} must be {TYPE_NAMES[kind]}, got {value!r}")
+    extra = sorted(set(cfg.keys()) - set(TOP_LEVEL) - set(GROUPS))
+    if extra:
+        raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted([*TOP_LEVEL, *GROUPS]))}")
+    task = _instantiate("task", cfg.task)
+    body = _instantiate("model", cfg.model, **task.model_kwargs())
+    try:
+        task.check_model(body)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    _check_kwargs("trainer", pl.Trainer, [k for k in cfg.trainer if k != "_target_"])
+    optimizer = _instantiate("optim.optimizer", cfg.optim.optimizer)
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"optim.optimizer: {err}") from err
+    identity = ("save_dir", "name", "group", "job_type", "tags", "run_config")  # filled in by train()
+    _check_kwargs("logger", get_method(cfg.logger._target_), cfg.logger.keys(), identity)
+    if cfg.logger.get("mode") not in (None, *WANDB_MODES):
+        raise ConfigError(f"logger.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.logger.mode!r}")
+
+
+def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) -> str:
+    """Hydra/OmegaConf composition errors as one line with the allowed values."""
+    for line in overrides:
+        key, _, value = line.lstrip("+~").partition("=")
+        if key in GROUPS and value and value not in group_options(key, user_config_dir):
+            return f"unknown {key} {value!r}; allowed: {', '.join(group_options(key, user_config_dir))}"
+    text = str(err)
+    for line in overrides:
+        key = line.lstrip("+~").partition("=")[0]
+        if f"'{key}'" in text and "." in key:
+            parent, _, _ = key.rpartition(".")
+            base = compose_config([o for o in overrides if o != line], user_config_dir)
+            node = OmegaConf.select(base, parent)
+            keys = node.keys() if isinstance(node, DictConfig) else []
+            allowed = ", ".join(sorted(k for k in keys if not k.startswith("_"))) or "(none)"
+            return f"unknown key {key}; allowed keys under {parent}: {allowed} (add a new key with +{key}=...)"
+    return text.strip().splitlines()[0]
+
+
+def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str | None = None) -> int:
+    """Compose and check every job the command would run; returns how many jobs were checked."""
+    try:
+        base = compose_config([o for o in overrides if "," not in o], user_config_dir, hydra=True) if multirun else None
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_explain(err, overrides, user_config_dir)) from err
+    sweeper = dict(base.hydra.sweeper.get("params") or {}) if base is not None else {}
+    jobs = job_overrides(overrides, sweeper) if multirun else [overrides]
+    for job in jobs:
+        try:
+            cfg = compose_config(job, user_config_dir)
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ConfigError(_explain(err, job, user_config_dir)) from err
+        check_config(cfg)
+    return len(jobs)

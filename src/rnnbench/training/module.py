@@ -1,0 +1,94 @@
+"""The one LightningModule: a recurrent body (from `conf/model`) under a task's head, loss and metrics.
+
+Everything task-specific (readout, loss, metrics) is delegated to the task, and everything architecture-specific
+to the body, so every (model, task) pair trains through this same code with the same optimiser and budget: the
+fairness the comparisons rely on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from rnnbench.models.params import count_parameters
+from rnnbench.tasks.base import Batch, SequenceTask
+
+
+def body_output_size(body: nn.Module) -> int:
+    """Features per step that the body hands to the head (dirs * H_last for a Recurrent stack)."""
+    return getattr(body, "output_size", None) or body.num_directions * body.hidden_size
+
+
+class SequenceModule(pl.LightningModule):
+    """Train any recurrent body on any compatible task."""
+
+    def __init__(self, body: nn.Module, task: SequenceTask, optim: DictConfig) -> None:
+        super().__init__()
+        task.check_model(body)
+        self.body = body
+        self.head = task.make_head(body_output_size(body))
+        self.task = task
+        self.optim_cfg = optim
+        # Task metrics on held-out data only: training progress is read from train/loss, and skipping
+        # per-batch metric updates keeps the training step as cheap as the body allows.
+        self.metrics = nn.ModuleDict({split: task.make_metrics() for split in ("val", "test")})
+        self.clip_count = 0  # optimiser steps whose gradient norm exceeded the clipping threshold
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters of body + head, the figure the parameter comparisons use."""
+        return count_parameters(self)
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.task.predict(self.body, self.head, batch)
+
+    def _step(self, batch: Batch, split: str) -> Tensor:
+        pred = self(batch)
+        loss = self.task.loss(pred, batch)
+        batch_size = batch["y"].shape[0]
+        if split in self.metrics:
+            self.metrics[split].update(*self.task.metric_inputs(pred.detach(), batch))
+        self.log(f"{split}/loss", loss, prog_bar=split != "test", on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _log_metrics(self, split: str) -> None:
+        values = self.metrics[split].compute()
+        self.log_dict({f"{split}/{k}": v for k, v in values.items()}, prog_bar=split == "val")
+        self.metrics[split].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log the global gradient norm before clipping: the exploding-gradient signal of the seed notes."""
+        norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
+        total = torch.linalg.vector_norm(torch.stack(norms)).item() if norms else 0.0
+        clip = self.optim_cfg.get("grad_clip")
+        if clip and total > clip:
+            self.clip_count += 1
+        self.log("train/grad_norm", total if math.isfinite(total) else float("nan"), on_step=True, on_epoch=False)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.optim_cfg.optimizer)(self.parameters())
+        if self.optim_cfg.get("scheduler") is None:
+            return optimizer
+        scheduler = instantiate(self.optim_cfg.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,23 @@
+"""Shared test setup: every test gets its own dataset cache and offline W&B, so nothing touches ~ or the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline W&B and a per-session dataset cache (shared across tests so data is built once)."""
+    cache = tmp_path_factory.getbasetemp() / "rnnbench-cache"
+    monkeypatch.setenv("RNNBENCH_CACHE", str(cache))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path_factory.getbasetemp() / "wandb"))
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A fresh output directory for one training job."""
+    return tmp_path / "run"

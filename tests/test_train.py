@@ -1,0 +1,99 @@
+"""End to end: composed configs train with trainer=smoke, leave run.json and offline W&B runs; the CLI's
+multirun keeps going past a failed job, records it, and resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnbench.tracking.run_record import read_record
+from rnnbench.training.config import compose_config
+from rnnbench.training.train import run_name, train
+
+SMALL_DATA = ["task.n_train=128", "task.n_val=64", "task.n_test=64", "task.batch_size=32"]
+
+
+def smoke(overrides: list[str], out: Path) -> dict:
+    cfg = compose_config(["trainer=smoke", *SMALL_DATA, *overrides])
+    return train(cfg, out, overrides)
+
+
+def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Path) -> None:
+    record = smoke(["model=gru", "task=copy_memory", "task.seq_len=5"], run_dir)
+    on_disk = read_record(run_dir / "run.json")
+    assert on_disk == json.loads(json.dumps(on_disk))  # plain JSON, nothing Python-specific
+    assert on_disk["status"] == record["status"] == "finished"
+    assert on_disk["task"] == "copy_memory" and on_disk["config"]["model"]["cell"] == "gru"
+    assert on_disk["overrides"] == ["model=gru", "task=copy_memory", "task.seq_len=5"]
+    assert on_disk["num_parameters"] == 128 * 3 * (10 + 128 + 2) + 129 * 10  # GRU body + linear head
+    assert set(on_disk["test"]) == {"test/loss", "test/copy_acc"}
+    assert on_disk["baseline"]["copy_acc"] == 1 / 8 and isinstance(on_disk["beats_baseline"], bool)
+    assert len(on_disk["history"]) == 1
+    assert {"train/loss", "val/loss", "perf/samples_per_s"} <= set(on_disk["history"][0])
+    assert on_disk["peak_memory_mb"] > 0 and on_disk["train_time_s"] > 0
+    assert on_disk["versions"]["torch"] and on_disk["seed"] == 0
+    wandb_dir = Path(on_disk["wandb"]["dir"])
+    assert wandb_dir.parent == run_dir / "wandb" and wandb_dir.name.startswith("offline-run-")
+    assert (wandb_dir / f"run-{on_disk['wandb']['id']}.wandb").stat().st_size > 0
+    assert on_disk["wandb"]["name"] == run_name(["model=gru", "task=copy_memory", "task.seq_len=5"])
+
+
+def test_consecutive_runs_in_one_process_get_distinct_wandb_runs(tmp_path: Path) -> None:
+    ids = {smoke([f"seed={s}"], tmp_path / str(s))["wandb"]["id"] for s in (0, 1)}
+    assert len(ids) == 2
+
+
+def test_same_seed_gives_identical_results(tmp_path: Path) -> None:
+    a = smoke(["logger=none", "model=rnn"], tmp_path / "a")
+    b = smoke(["logger=none", "model=rnn"], tmp_path / "b")
+    assert a["test"] == b["test"] and a["history"][0]["train/loss"] == b["history"][0]["train/loss"]
+
+
+def test_divergence_is_recorded_not_dropped(run_dir: Path) -> None:
+    record = smoke(["logger=none", "optim=sgd", "optim.optimizer.lr=1e30", "optim.grad_clip=null"], run_dir)
+    assert record["status"] == "diverged"
+    assert read_record(run_dir / "run.json")["error"].startswith("non-finite training loss")
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "rnnbench-train"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "model=rnn,lstm", "task.cache_dir=null,/dev/null/nope", "trainer=smoke", *SMALL_DATA]
+    first = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert "2 job(s) failed" in first.stderr
+    records = {p.parent.name: read_record(p) for p in sweep.glob("*/run.json")}
+    assert sorted(r["status"] for r in records.values()) == ["failed", "failed", "finished", "finished"]
+    assert all("NotADirectoryError" in r["error"] for r in records.values() if r["status"] == "failed")
+    finished = [p for p in sweep.glob("*/run.json") if read_record(p)["status"] == "finished"]
+    runs = {read_record(p)["wandb"]["id"] for p in finished}
+    assert len(runs) == 2 and len(list(sweep.glob("*/wandb/offline-run-*"))) == 4  # failed jobs keep theirs too
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+
+    again = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert again.returncode == 1
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished jobs skipped, not retrained
+
+
+def test_cli_bad_override_exits_with_one_line(tmp_path: Path) -> None:
+    result = _cli(["model.hidden_size=-4"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "rnnbench-train: error: model.hidden_size must be a positive int, got -4"
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_lstm_beats_the_adding_baseline_at_the_default_budget(tmp_path: Path) -> None:
+    cfg = compose_config(["logger=none", "trainer.enable_progress_bar=false"])
+    record = train(cfg, tmp_path / "run")
+    assert record["test"]["test/mse"] < 0.5 * record["baseline"]["mse"]
