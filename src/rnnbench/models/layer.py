@@ -8,10 +8,28 @@ padding never reaches the backward direction's state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from torch import Tensor
 
 from rnnbench.models.cells import CellSpec
+from rnnbench.models.fast_lstm import lstm_layer
+
+_FAST_CELLS = frozenset({"lstm", "peephole_lstm"})  # cells that `fast_lstm.lstm_layer` computes
+_STEP_LOOP_ONLY: ContextVar[bool] = ContextVar("step_loop_only", default=False)  # per thread / task
+
+
+@contextmanager
+def step_loop_only() -> Iterator[None]:
+    """Force `run_layer` onto the per-step autograd loop (no hand-written BPTT), e.g. to hook per-step tensors."""
+    token = _STEP_LOOP_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STEP_LOOP_ONLY.reset(token)
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -43,7 +61,13 @@ def run_layer(
     peep: tuple[Tensor, Tensor, Tensor] | None,
     mask: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T)."""
+    """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T).
+
+    LSTM-family cells take `fast_lstm.lstm_layer` (same results, hand-written backward) unless inside
+    `step_loop_only()`.
+    """
+    if spec.name in _FAST_CELLS and not _STEP_LOOP_ONLY.get():
+        return lstm_layer(gx, h, c, w_hh, peep, mask)
     outputs = []
     for t in range(gx.shape[0]):
         h_new, c_new = spec.step(gx[t], h, c, w_hh, b_hh, peep)
