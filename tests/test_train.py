@@ -30,7 +30,7 @@ def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Pa
     assert on_disk["status"] == record["status"] == "finished"
     assert on_disk["task"] == "copy_memory" and on_disk["config"]["model"]["cell"] == "gru"
     assert on_disk["overrides"] == ["model=gru", "task=copy_memory", "task.seq_len=5"]
-    assert on_disk["num_parameters"] == 128 * 3 * (10 + 128 + 2) + 129 * 10  # GRU body + linear head
+    assert on_disk["num_parameters"] == 64 * 3 * (10 + 64 + 2) + 65 * 10  # GRU body + linear head
     assert set(on_disk["test"]) == {"test/loss", "test/copy_acc"}
     assert on_disk["baseline"]["copy_acc"] == 1 / 8 and isinstance(on_disk["beats_baseline"], bool)
     assert len(on_disk["history"]) == 1
