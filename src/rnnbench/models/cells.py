@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 State = tuple[Tensor, Tensor | None]  # (h, c); c is None for cells without a memory cell
+Gates = tuple[Tensor, ...]  # activated gates in torch.nn's order, each (B, H)
 
 
 def rnn_tanh_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
@@ -30,37 +31,58 @@ def rnn_relu_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | N
     return torch.relu(torch.addmm(gx, h, w_hh.t())), None
 
 
+def lstm_gates(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> Gates:
+    """LSTM gate activations (i, f, g, o), each (B, H): sigmoid, sigmoid, tanh, sigmoid."""
+    i, f, g, o = torch.addmm(gx, h, w_hh.t()).chunk(4, dim=1)
+    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+
+
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
     """LSTM step (Hochreiter & Schmidhuber 1997 with forget gate): c' = f*c + i*g is the additive path."""
+    i, f, g, o = lstm_gates(gx, h, c, w_hh, b_hh, peep)
+    c_new = f * c + i * g
+    return o * torch.tanh(c_new), c_new
+
+
+def peephole_lstm_gates(
+    gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: tuple[Tensor, Tensor, Tensor]
+) -> Gates:
+    """Peephole gate activations (i, f, g, o): i and f peek at c_{t-1}, o peeks at the freshly written c_t."""
+    w_pi, w_pf, w_po = peep
     i, f, g, o = torch.addmm(gx, h, w_hh.t()).chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+    i = torch.sigmoid(i + w_pi * c)
+    f = torch.sigmoid(f + w_pf * c)
+    g = torch.tanh(g)
+    return i, f, g, torch.sigmoid(o + w_po * (f * c + i * g))
 
 
 def peephole_lstm_step(
     gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None, peep: tuple[Tensor, Tensor, Tensor]
 ) -> State:
-    """Peephole LSTM step: i and f peek at c_{t-1}, o peeks at the freshly written c_t."""
-    w_pi, w_pf, w_po = peep
-    i, f, g, o = torch.addmm(gx, h, w_hh.t()).chunk(4, dim=1)
-    i = torch.sigmoid(i + w_pi * c)
-    f = torch.sigmoid(f + w_pf * c)
-    c_new = f * c + i * torch.tanh(g)
-    return torch.sigmoid(o + w_po * c_new) * torch.tanh(c_new), c_new
+    """Peephole LSTM step: the LSTM update with `peephole_lstm_gates` (c_t is recomputed here; the training
+    path is `fast_lstm`, so the extra multiply-add only costs the step loop)."""
+    i, f, g, o = peephole_lstm_gates(gx, h, c, w_hh, b_hh, peep)
+    c_new = f * c + i * g
+    return o * torch.tanh(c_new), c_new
 
 
-def gru_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
-    """GRU step (Cho et al. 2014, torch.nn variant: the reset gate multiplies W_hn h + b_hn)."""
+def gru_gates(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> Gates:
+    """GRU gate activations (r, z, n), each (B, H); torch.nn variant: r multiplies W_hn h + b_hn."""
     gh = h @ w_hh.t() if b_hh is None else torch.addmm(b_hh, h, w_hh.t())
     x_r, x_z, x_n = gx.chunk(3, dim=1)
     h_r, h_z, h_n = gh.chunk(3, dim=1)
     r = torch.sigmoid(x_r + h_r)
-    z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
+    return r, torch.sigmoid(x_z + h_z), torch.tanh(x_n + r * h_n)
+
+
+def gru_step(gx: Tensor, h: Tensor, c: None, w_hh: Tensor, b_hh: Tensor | None, peep: None) -> State:
+    """GRU step (Cho et al. 2014): h' = n + z * (h - n)."""
+    _, z, n = gru_gates(gx, h, c, w_hh, b_hh, peep)
     return n + z * (h - n), None
 
 
 StepFn = Callable[..., State]
+GateFn = Callable[..., Gates]
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,7 @@ class CellSpec:
     fused_mode: str | None  # torch._VF function name, or None where no fused kernel exists
     peepholes: bool = False
     fold_b_hh: bool = True  # b_hh can be added to the hoisted input projection (not for GRU's n gate)
+    gate_fn: GateFn | None = None  # same arguments as `step`, returns the gate activations (gated cells only)
 
     @property
     def gate_names(self) -> tuple[str, ...]:
@@ -84,9 +107,11 @@ class CellSpec:
 CELLS: dict[str, CellSpec] = {
     "rnn": CellSpec("rnn", 1, False, rnn_tanh_step, "rnn_tanh"),
     "rnn_relu": CellSpec("rnn_relu", 1, False, rnn_relu_step, "rnn_relu"),
-    "lstm": CellSpec("lstm", 4, True, lstm_step, "lstm"),
-    "gru": CellSpec("gru", 3, False, gru_step, "gru", fold_b_hh=False),
-    "peephole_lstm": CellSpec("peephole_lstm", 4, True, peephole_lstm_step, None, peepholes=True),
+    "lstm": CellSpec("lstm", 4, True, lstm_step, "lstm", gate_fn=lstm_gates),
+    "gru": CellSpec("gru", 3, False, gru_step, "gru", fold_b_hh=False, gate_fn=gru_gates),
+    "peephole_lstm": CellSpec(
+        "peephole_lstm", 4, True, peephole_lstm_step, None, peepholes=True, gate_fn=peephole_lstm_gates
+    ),
 }
 
 

@@ -17,6 +17,8 @@ bridge tanh(W [h_fwd; h_bwd]) per layer (and per state, h and c) for a bidirecti
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -59,6 +61,8 @@ def _check_fraction(name: str, value: object, high_open: bool) -> None:
 class Seq2Seq(nn.Module):
     """Recurrent encoder-decoder (Sutskever et al. 2014), optionally with Luong-style attention (Luong et al. 2015)."""
 
+    model_kind: ClassVar[str] = "seq2seq"  # only tasks with SequenceTask.model_kind == "seq2seq" accept it
+
     def __init__(
         self,
         src_vocab: int,
@@ -92,6 +96,7 @@ class Seq2Seq(nn.Module):
         _check_fraction("dropout", dropout, high_open=True)
         _check_fraction("teacher_forcing", teacher_forcing, high_open=False)
         self.tgt_vocab = tgt_vocab
+        self.output_size = tgt_vocab  # features per step handed to a task's head: the logits over the target vocab
         self.hidden_size = hidden_size
         self.teacher_forcing = float(teacher_forcing)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id

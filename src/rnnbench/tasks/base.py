@@ -69,9 +69,11 @@ def infer_features(columns: dict[str, Any]) -> datasets.Features:
     return datasets.Features(features)
 
 
-def to_tensors(columns: dict[str, Any]) -> dict[str, Any]:
-    """numpy columns -> tensors; ragged (object) columns -> lists of tensors."""
-    return {k: [torch.as_tensor(a) for a in v] if v.dtype == object else torch.as_tensor(v) for k, v in columns.items()}
+def to_tensors(columns: dict[str, Any], features: datasets.Features) -> dict[str, Any]:
+    """numpy columns -> tensors; variable-length columns -> lists of tensors, even when a split happens to hold
+    equal lengths (copied: arrow hands out read-only arrays, which torch.as_tensor would wrap with a warning)."""
+    ragged = {k for k, f in features.items() if isinstance(f, datasets.List) and f.length == -1}
+    return {k: [torch.tensor(a) for a in v] if k in ragged else torch.as_tensor(v) for k, v in columns.items()}
 
 
 def pad_sequences(seqs: list[Tensor], value: float = 0.0) -> Tensor:
@@ -164,6 +166,10 @@ class SequenceTask(pl.LightningDataModule):
         """(preds, target) as the metrics expect them."""
         return pred, batch["y"]
 
+    def evaluate(self, body: nn.Module, head: nn.Module, batch: Batch, pred: Tensor) -> tuple[Tensor, ...]:
+        """Held-out metric inputs; tasks that score free-running output (greedy decoding) override this."""
+        return self.metric_inputs(pred, batch)
+
     def baseline(self) -> dict[str, float]:
         """The trivial (chance / memoryless) value of each logged metric, `loss` included."""
         raise NotImplementedError
@@ -173,13 +179,17 @@ class SequenceTask(pl.LightningDataModule):
         """What the model config cannot know: sizes fixed by the data (input features, vocabularies)."""
         return {"input_size": self.input_size}
 
-    def check_model(self, body: nn.Module) -> None:
-        """Refuse models this task cannot use, before any data is built."""
-        kind = getattr(body, "model_kind", "recurrent")
+    def check_model_class(self, model_cls: type) -> None:
+        """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`."""
+        kind = getattr(model_cls, "model_kind", "recurrent")
         if kind != self.model_kind:
             raise ValueError(
-                f"task {self.name} needs a {self.model_kind} model, got a {kind} model ({type(body).__name__})"
+                f"task {self.name} needs a {self.model_kind} model, got a {kind} model ({model_cls.__name__})"
             )
+
+    def check_model(self, body: nn.Module) -> None:
+        """Refuse models this task cannot use, before any data is built."""
+        self.check_model_class(type(body))
         if self.causal and getattr(body, "bidirectional", False):
             raise ValueError(
                 f"model.bidirectional=true would let task {self.name} see its future targets; allowed: false"
@@ -225,8 +235,8 @@ class SequenceTask(pl.LightningDataModule):
         if self.splits:
             return
         for split in SPLITS:
-            columns = self.build_split(split).with_format("numpy")[:]
-            self.splits[split] = ColumnDataset(to_tensors(columns), self.collate)
+            data = self.build_split(split)
+            self.splits[split] = ColumnDataset(to_tensors(data.with_format("numpy")[:], data.features), self.collate)
 
     def _loader(self, split: str) -> DataLoader:
         data = self.splits[split]

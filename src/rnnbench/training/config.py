@@ -24,11 +24,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
+from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
-TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool}
-TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false"}
+TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
+TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 
 
@@ -123,11 +124,20 @@ def check_config(cfg: DictConfig) -> None:
     if extra:
         raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted([*TOP_LEVEL, *GROUPS]))}")
     task = _instantiate("task", cfg.task)
+    model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
+    try:
+        task.check_model_class(model_cls)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     body = _instantiate("model", cfg.model, **task.model_kwargs())
     try:
         task.check_model(body)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    try:
+        diagnostics_from_config(cfg.diagnostics, body)
+    except ValueError as err:
+        raise ConfigError(f"diagnostics.{err}") from err
     _check_kwargs("trainer", pl.Trainer, [k for k in cfg.trainer if k != "_target_"])
     optimizer = _instantiate("optim.optimizer", cfg.optim.optimizer)
     try:

@@ -53,7 +53,7 @@ class SequenceModule(pl.LightningModule):
         loss = self.task.loss(pred, batch)
         batch_size = batch["y"].shape[0]
         if split in self.metrics:
-            self.metrics[split].update(*self.task.metric_inputs(pred.detach(), batch))
+            self.metrics[split].update(*self.task.evaluate(self.body, self.head, batch, pred.detach()))
         self.log(f"{split}/loss", loss, prog_bar=split != "test", on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 

@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import WandbLogger
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
 from rnnbench.tracking.wandb_run import run_info
 from rnnbench.training.callbacks import RunRecorder
+from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.module import SequenceModule
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         callbacks.append(checkpoint)
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(leave=True))
+    diagnostics = diagnostics_from_config(cfg.diagnostics, body)
+    if diagnostics is not None:
+        record["diagnostics"] = diagnostics.records  # the same list: saved with the record as probes append to it
+        callbacks.append(diagnostics)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         logger=logger,
