@@ -12,7 +12,7 @@ TASKS = ["adding", "copy_memory"]
 
 
 def test_groups_list_their_options() -> None:
-    assert group_options("model") == sorted(MODELS)
+    assert group_options("model") == sorted([*MODELS, "seq2seq"])  # seq2seq pairs only with the seq2seq task
     assert set(TASKS) <= set(group_options("task"))
     assert group_options("trainer") == ["cpu", "default", "gpu", "smoke"]
     assert group_options("logger") == ["csv", "none", "wandb"]
