@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import WandbLogger
@@ -59,6 +59,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task = instantiate(cfg.task)
+    task.check_model_class(get_class(cfg.model._target_))  # before building: it takes the task's model_kwargs
     body = instantiate(cfg.model, **task.model_kwargs())
     module = SequenceModule(body, task, cfg.optim)
 
