@@ -1,4 +1,4 @@
-"""rnnbench-report's run table: every run.json is a row, failed and diverged runs included."""
+"""rnnbench-report over recorded runs: every run is a row, failures are shown, regeneration is byte-identical."""
 
 from __future__ import annotations
 
@@ -7,39 +7,56 @@ from pathlib import Path
 
 import pytest
 
+from report_fakes import fake_sweep
 from rnnbench.reports.cli import main
 from rnnbench.tracking.run_record import write_record
 
-
-def fake_record(status: str, seed: int, value: float | None) -> dict:
-    return {
-        "status": status,
-        "task": "adding",
-        "seed": seed,
-        "overrides": ["model=lstm", f"seed={seed}"],
-        "config": {"model": {"cell": "lstm"}},
-        "primary_metric": "mse",
-        "baseline": {"mse": 1 / 6},
-        "test": {} if value is None else {"test/mse": value},
-        "beats_baseline": None if value is None else value < 0.15,
-        "num_parameters": 67713,
-    }
+FILES = ("README.md", "results.csv", "index.html", "summary.json", "factor.png", "curves.png", "cost.png")
 
 
-def test_table_lists_every_run_with_its_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    write_record(tmp_path / "sweep" / "0" / "run.json", fake_record("finished", 0, 0.01))
-    write_record(tmp_path / "sweep" / "1" / "run.json", fake_record("failed", 1, None))
-    write_record(tmp_path / "sweep" / "2" / "run.json", fake_record("diverged", 2, None))
-    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
-    printed = capsys.readouterr().out
-    assert (tmp_path / "report" / "results.md").read_text() == printed
-    with open(tmp_path / "report" / "results.csv") as f:
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """A multirun folder of fake `cell` runs, one gru seed failed and one diverged."""
+    for i, record in enumerate(fake_sweep()):
+        write_record(tmp_path / "multirun" / str(i) / "run.json", record)
+    return tmp_path / "multirun"
+
+
+def test_report_shows_failed_and_diverged_runs(sweep_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    assert main([str(sweep_dir), "--out", str(out)]) == 0
+    assert all((out / "cell" / name).is_file() for name in FILES)
+    with open(out / "cell" / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["seed"], r["status"], r["value"], r["beats_baseline"]) for r in rows] == [
-        ("0", "finished", "0.01", "True"),
-        ("1", "failed", "", ""),
-        ("2", "diverged", "", ""),
+    assert [(r["variant"], r["seed"], r["status"], r["value"]) for r in rows] == [
+        ("lstm", "0", "finished", "0.02"),
+        ("lstm", "1", "finished", "0.03"),
+        ("lstm", "2", "finished", "0.025"),
+        ("lstm", "3", "finished", "0.035"),
+        ("gru", "0", "finished", "0.028"),
+        ("gru", "1", "finished", "0.022"),
+        ("gru", "2", "failed", ""),
+        ("gru", "3", "diverged", ""),
     ]
+    readme = (out / "cell" / "README.md").read_text()
+    assert readme.splitlines()[5].startswith("rnnbench-train -m model=lstm,gru seed=0,1,2,3 +sweep=cell budget=smoke")
+    # per variant: runs, finished, failed, diverged, other; gru's mean is over its 2 finished seeds only
+    assert "| adding | gru | mse | 4 | 2 | 1 | 1 | 0 | 0.025 |" in readme
+    assert "| adding | lstm | mse | 4 | 4 | 0 | 0 | 0 | 0.0275 |" in readme
+    assert "8 runs: 1 diverged, 1 failed, 6 finished." in readme
+    assert "gru similar to lstm" in readme and "Rule:" in readme
+    html = (out / "cell" / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "diverged" in html and "<style>" in html
+    assert "[cell](cell/README.md)" in (out / "README.md").read_text()
+
+
+def test_regeneration_is_byte_identical(sweep_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    assert main([str(sweep_dir), "--out", str(out)]) == 0
+    first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert main([str(sweep_dir), "--out", str(out)]) == 0
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+    assert b"tIME" not in (out / "cell" / "factor.png").read_bytes()  # no PNG timestamp chunk
 
 
 def test_missing_path_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,77 +1,90 @@
-"""`rnnbench-report`: a table of recorded runs, regenerated from their run.json files.
+"""`rnnbench-report`: regenerate the sweep reports in `--out` (default `reports/`) from recorded runs.
 
-Writes `results.md` and `results.csv` into `--out` (and prints the table). The sweep comparison reports with
-statistics and plots build on the same rows.
+Runs come from local run.json files (multirun folders, run folders or files) or, with `--source wandb`, from a W&B
+project through the public API. Runs are split by experiment (the sweep that launched them); each gets a folder
+`<out>/<experiment>/`, and `<out>/README.md` indexes them. The same runs always give byte-identical files.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from rnnbench.reports.collect import collect
-
-COLUMNS = (
-    "run",
-    "task",
-    "cell",
-    "seed",
-    "status",
-    "metric",
-    "value",
-    "baseline",
-    "beats_baseline",
-    "num_parameters",
-    "train_time_s",
-    "epochs",
-)
+from rnnbench.reports.analysis import Analysis, analyse
+from rnnbench.reports.claims import claim_for
+from rnnbench.reports.collect import local_records
+from rnnbench.reports.rows import experiment_of, to_row
+from rnnbench.reports.sweep_report import write_index, write_sweep
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
+def analyses(records: list[dict[str, Any]]) -> list[Analysis]:
+    """One analysis per experiment found in the records, in name order."""
+    by_experiment: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_experiment.setdefault(experiment_of(record), []).append(record)
+    result = []
+    for experiment in sorted(by_experiment):
+        claim = claim_for(experiment)
+        result.append(analyse(experiment, claim, [to_row(r, claim) for r in by_experiment[experiment]]))
+    return result
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Rows as a GitHub markdown table, in the order given."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnbench-report", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="run.json files or folders holding them (local source)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    parser.add_argument("--source", choices=("local", "wandb"), default="local", help="where the runs are read from")
+    parser.add_argument("--entity", help="W&B entity (with --source wandb or --wandb-report)")
+    parser.add_argument("--project", default="rnnbench", help="W&B project (default: rnnbench)")
+    parser.add_argument("--experiment", help="only this experiment (sweep name)")
+    parser.add_argument("--wandb-report", action="store_true", help="also save each sweep as a W&B Report (online)")
+    return parser
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows as CSV with the same columns as the markdown table."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({c: _fmt(row[c]) for c in COLUMNS} for row in rows)
+def _records(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The runs named on the command line, from the chosen source."""
+    if args.source == "wandb":
+        import wandb
+
+        from rnnbench.reports.wandb_source import wandb_records
+
+        return wandb_records(wandb.Api(), args.entity, args.project, args.experiment)
+    records = local_records(args.paths)
+    return [r for r in records if not args.experiment or experiment_of(r) == args.experiment]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry."""
-    parser = argparse.ArgumentParser(prog="rnnbench-report", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run directories, multirun directories or run.json files")
-    parser.add_argument("--out", type=Path, default=None, help="directory for results.md and results.csv")
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.source == "local" and not args.paths:
+        parser.error("give run folders or run.json files, or --source wandb")
+    if (args.source == "wandb" or args.wandb_report) and not args.entity:
+        parser.error("--entity is needed to read from or write to W&B")
     try:
-        rows = collect(args.paths)
+        records = _records(args)
     except FileNotFoundError as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)
         return 2
-    if not rows:
-        print(f"rnnbench-report: error: no run.json under {', '.join(map(str, args.paths))}", file=sys.stderr)
+    if not records:
+        where = f"W&B {args.entity}/{args.project}" if args.source == "wandb" else ", ".join(map(str, args.paths))
+        print(f"rnnbench-report: error: no runs in {where}", file=sys.stderr)
         return 2
-    rows.sort(key=lambda r: (str(r["task"]), str(r["cell"]), str(r["run"]), r["seed"] or 0))
-    table = markdown_table(rows)
-    print(table, end="")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.md").write_text(table)
-        write_csv(rows, args.out / "results.csv")
+    command = shlex.join(["rnnbench-report", *(argv if argv is not None else sys.argv[1:])])
+    for analysis in analyses(records):
+        folder = write_sweep(analysis, args.out, command)
+        print(f"{analysis.experiment}: {folder / 'README.md'}")
+        for finding in analysis.findings:
+            print(f"  {finding.sentence}")
+        if args.wandb_report:
+            from rnnbench.reports.wandb_report import build_report
+
+            saved = build_report(analysis, args.entity, args.project).save()
+            print(f"  W&B report: {saved.url}")
+    print(f"index: {write_index(args.out)}")
     return 0
 
 

@@ -1,7 +1,7 @@
-"""Collect run records: every `run.json` under the given paths, flattened to one row per run.
+"""The local source of runs: every `run.json` under the given paths, read as it was written.
 
-Reports are built from these rows only, so a table can always be regenerated from the recorded runs. Runs that
-failed or diverged are rows too, with their status; nothing is silently dropped.
+Reports are built from these records only, so a table can always be regenerated from the recorded runs. Runs that
+failed or diverged are records too, with their status; nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -26,26 +26,6 @@ def find_records(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def record_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The columns a comparison table needs from one run record."""
-    metric = record.get("primary_metric", "loss")
-    model = record.get("config", {}).get("model", {})
-    return {
-        "run": ",".join(record.get("overrides", [])) or "defaults",
-        "task": record.get("task"),
-        "cell": model.get("cell", "seq2seq"),
-        "seed": record.get("seed"),
-        "status": record.get("status"),
-        "metric": metric,
-        "value": record.get("test", {}).get(f"test/{metric}"),
-        "baseline": record.get("baseline", {}).get(metric),
-        "beats_baseline": record.get("beats_baseline"),
-        "num_parameters": record.get("num_parameters"),
-        "train_time_s": record.get("train_time_s"),
-        "epochs": record.get("epochs_completed"),
-    }
-
-
-def collect(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """One row per recorded run under `paths`."""
-    return [record_row(read_record(p)) for p in find_records(paths)]
+def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every run record under `paths`."""
+    return [read_record(p) for p in find_records(paths)]

@@ -1,0 +1,114 @@
+"""The W&B source of runs: a project's runs, read through the public API and reshaped into run.json records.
+
+`rnnbench-train` gives each W&B run the resolved config, a name made of the job's overrides, the test metrics,
+`baseline/*` and `num_parameters` in its summary, and per-epoch validation metrics and `perf/epoch_time_s` in its
+history. From those this module rebuilds the parts of run.json a report reads, so `rnnbench-report --source wandb`
+and the local source give the same rows. The API object is passed in, so tests use a fake one and need no network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from hydra.utils import get_class, instantiate
+
+STATES = {
+    "finished": "finished",
+    "running": "running",
+    "killed": "interrupted",
+    "failed": "failed",
+    "crashed": "failed",
+}
+HISTORY_KEYS = ("val/", "perf/")
+
+
+class ApiRun(Protocol):
+    """The attributes of `wandb.apis.public.Run` this module reads."""
+
+    name: str
+    state: str
+    config: dict[str, Any]
+    summary_metrics: dict[str, Any]
+
+    def scan_history(self) -> Iterable[dict[str, Any]]: ...
+
+
+def split_overrides(name: str) -> list[str]:
+    """A run name (overrides joined by commas) back into overrides, keeping commas inside [] {} () and quotes."""
+    parts, depth, quote, current = [], 0, "", []
+    for char in name:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [] if name == "defaults" else parts
+
+
+def _not_finite(value: Any) -> bool:
+    """True for NaN/inf, as a float or as the string W&B may store."""
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _status(run: ApiRun, summary: dict[str, Any]) -> str:
+    """run.json's status from the W&B state; a failed run whose last training loss is not finite diverged."""
+    status = STATES.get(run.state, run.state)
+    if status == "failed" and _not_finite(summary.get("train/loss")):
+        return "diverged"
+    return status
+
+
+def _history(run: ApiRun) -> list[dict[str, Any]]:
+    """Per-epoch entries (epoch, val/*, perf/*) merged from the logged rows, in epoch order."""
+    epochs: dict[int, dict[str, Any]] = {}
+    for row in run.scan_history():
+        if row.get("epoch") is None:
+            continue
+        entry = epochs.setdefault(int(row["epoch"]), {"epoch": int(row["epoch"])})
+        entry.update({k: v for k, v in row.items() if k.startswith(HISTORY_KEYS) and v is not None})
+    return [epochs[e] for e in sorted(epochs) if len(epochs[e]) > 1]
+
+
+def run_record(run: ApiRun) -> dict[str, Any]:
+    """One W&B run as the run.json fields a report reads."""
+    config, summary = dict(run.config), dict(run.summary_metrics)
+    task_cls = get_class(config["task"]["_target_"])
+    metric = task_cls.primary_metric
+    test = {k: v for k, v in summary.items() if k.startswith("test/")}
+    primary = test.get(f"test/{metric}")
+    finite = isinstance(primary, int | float) and math.isfinite(primary)
+    return {
+        "status": _status(run, summary),
+        "task": task_cls.name,
+        "config": config,
+        "overrides": split_overrides(run.name),
+        "seed": config.get("seed"),
+        "experiment": config.get("experiment"),
+        "primary_metric": metric,
+        "higher_is_better": task_cls.higher_is_better,
+        "baseline": {k.removeprefix("baseline/"): v for k, v in summary.items() if k.startswith("baseline/")},
+        "test": test,
+        "beats_baseline": instantiate(config["task"]).beats_baseline(primary) if finite else None,
+        "num_parameters": summary.get("num_parameters"),
+        "history": _history(run),
+    }
+
+
+def wandb_records(api: Any, entity: str, project: str, experiment: str | None = None) -> list[dict[str, Any]]:
+    """Every run of `entity/project` (of one experiment, i.e. W&B group, if given), as run.json records."""
+    filters = {"group": experiment} if experiment else None
+    return [run_record(run) for run in api.runs(f"{entity}/{project}", filters=filters)]

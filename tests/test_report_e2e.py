@@ -1,0 +1,34 @@
+"""A whole sweep at the smoke budget, end to end: `rnnbench-train -m +sweep=cell` then `rnnbench-report`."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from rnnbench.reports.cli import main
+
+TRAIN = str(Path(sys.executable).with_name("rnnbench-train"))
+
+
+def test_smoke_sweep_to_report(tmp_path: Path) -> None:
+    runs, out = tmp_path / "multirun", tmp_path / "reports"
+    # the cell sweep cut to 2 cells x 1 task; budget=smoke gives 2 seeds of 2 batches each
+    command = [TRAIN, "-m", "+sweep=cell", "budget=smoke", "task=adding", "model=lstm,gru", "logger=none"]
+    done = subprocess.run(
+        [*command, f"hydra.sweep.dir={runs}"], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert main([str(runs), "--out", str(out)]) == 0
+    folder = out / "cell"
+    for name in ("README.md", "results.csv", "index.html", "factor.png", "curves.png", "cost.png"):
+        assert (folder / name).stat().st_size > 0
+    with open(folder / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["task"], r["variant"], r["seed"], r["status"]) for r in rows) == [
+        ("adding", cell, seed, "finished") for cell in ("gru", "lstm") for seed in ("0", "1")
+    ]
+    readme = (folder / "README.md").read_text()
+    assert "rnnbench-train -m task=adding model=lstm,gru seed=0,1 +sweep=cell budget=smoke logger=none" in readme
+    assert "[cell](cell/README.md)" in (out / "README.md").read_text()

@@ -1,0 +1,86 @@
+"""The sweeps: each composes at every budget, compares what its claim says, and matches its W&B sweep file."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from rnnbench.reports.claims import CLAIMS
+from rnnbench.reports.rows import lookup
+from rnnbench.training.config import _resource_dir, compose_config, config_dir, group_options
+
+SWEEPS_DIR = _resource_dir("sweeps")
+SWEEPS = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+BUDGETS = ("smoke", "cpu", "full")
+PARSER = OverridesParser.create()
+
+
+def sweep_values(params: dict[str, str]) -> dict[str, list]:
+    """Hydra sweeper params as parsed values per key (a fixed value is a one-element list)."""
+    parsed = {}
+    for key, value in params.items():
+        o = PARSER.parse_override(f"{key}={value}")
+        parsed[key] = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+    return parsed
+
+
+def test_every_sweep_has_a_claim_and_the_group_finds_them_all() -> None:
+    assert SWEEPS == sorted(CLAIMS) == ["attention", "bidirectional", "cell", "depth", "peephole", "seq_len"]
+    assert (config_dir() / "sweep").resolve() == SWEEPS_DIR.resolve()  # conf/sweep -> ../sweeps
+
+
+def variants(name: str, params: dict[str, list]) -> set[str]:
+    """The variant labels the report will see: the claim's compared key in each job's composed config."""
+    claim = CLAIMS[name]
+    keys = [k for k in ("model", claim.compare) if k in params]
+    combos = itertools.product(*(params[k] for k in keys))
+    configs = (compose_config([f"+sweep={name}", *(f"{k}={v}" for k, v in zip(keys, c, strict=True))]) for c in combos)
+    return {claim.label(lookup(OmegaConf.to_container(cfg, resolve=True), claim.compare)) for cfg in configs}
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_composes_fairly(name: str, budget: str) -> None:
+    cfg = compose_config([f"+sweep={name}", f"budget={budget}"], hydra=True)
+    assert cfg.experiment == name and f"sweep:{name}" in cfg.tags
+    params = sweep_values(dict(cfg.hydra.sweeper.params))
+    assert len(params["seed"]) >= (2 if budget == "smoke" else 3)
+    assert set(params["task"]) <= set(group_options("task"))  # only tasks that exist
+    claim = CLAIMS[name]
+    if budget == "smoke":  # the variants do not depend on the budget; composing each is the slow part
+        labels = variants(name, params)
+        assert claim.reference in labels and {e.variant for e in claim.expectations} <= labels
+    if claim.x:
+        assert claim.x in params
+
+
+def test_budget_default_is_cpu() -> None:
+    assert (
+        compose_config(["+sweep=cell"]).trainer.max_epochs
+        == compose_config(["+sweep=cell", "budget=cpu"]).trainer.max_epochs
+    )
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_wandb_sweep_file_matches_the_hydra_sweep(name: str) -> None:
+    spec = yaml.safe_load((SWEEPS_DIR / "wandb" / f"{name}.yaml").read_text())
+    assert spec["method"] == "grid" and spec["program"] == "rnnbench-train"
+    assert spec["command"] == ["${env}", "${program}", f"+sweep={name}", "logger.mode=online", "${args_no_hyphens}"]
+    wandb_params = dict(spec["parameters"])
+    budget = wandb_params.pop("budget")["value"]
+    cfg = compose_config([f"+sweep={name}", f"budget={budget}"], hydra=True)
+    hydra_params = sweep_values(dict(cfg.hydra.sweeper.params))
+    as_hydra = {
+        key: [PARSER.parse_override(f"{key}={v}").value() for v in p.get("values", [p.get("value")])]
+        for key, p in wandb_params.items()
+    }
+    assert as_hydra == hydra_params
+
+
+def test_sweep_files_ship_in_the_package_data() -> None:
+    assert Path(SWEEPS_DIR, "wandb").is_dir() and all((SWEEPS_DIR / "wandb" / f"{n}.yaml").is_file() for n in SWEEPS)
