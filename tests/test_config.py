@@ -77,3 +77,15 @@ def test_user_config_dir_adds_options(tmp_path: pytest.TempPathFactory) -> None:
     check_config(cfg)
     assert cfg.model.cell == "gru" and cfg.model.hidden_size == 8
     assert "tiny_gru" in group_options("model", str(tmp_path))
+
+
+def test_command_line_narrows_a_sweep_files_params() -> None:
+    sweep_file = {"model": "rnn,lstm,gru,peephole_lstm", "task": "adding,tagging", "seed": "0,1,2"}
+    jobs = job_overrides(["model=lstm,gru"], sweep_file)
+    assert len(jobs) == 2 * 2 * 3
+    assert {o for job in jobs for o in job if o.startswith("model=")} == {"model=lstm", "model=gru"}
+
+
+def test_unknown_sweep_or_budget_lists_the_options() -> None:
+    with pytest.raises(ConfigError, match=r"^unknown budget 'tiny'; allowed: cpu, full, smoke$"):
+        preflight(["+sweep=cell", "budget=tiny"], multirun=True)

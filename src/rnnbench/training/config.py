@@ -31,6 +31,7 @@ FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job;
 TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
+SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
 
 
 class ConfigError(ValueError):
@@ -71,8 +72,12 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
 
 def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> list[list[str]]:
     """The override list of every job a (multi)run launches; large sweeps are cut to one-value-at-a-time."""
-    lines = list(overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(lines)
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(list(overrides))
+    keys = {o.get_key_element().lstrip("+~") for o in given}
+    # A sweep file's params come first and yield to the command line's, as in Hydra's basic sweeper.
+    swept = [f"{k}={v}" for k, v in (sweeper_params or {}).items() if k not in keys]
+    parsed = parser.parse_overrides(swept) + given
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed if o.is_sweep_override()
@@ -154,7 +159,7 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
     """Hydra/OmegaConf composition errors as one line with the allowed values."""
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
-        if key in GROUPS and value and value not in group_options(key, user_config_dir):
+        if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
             return f"unknown {key} {value!r}; allowed: {', '.join(group_options(key, user_config_dir))}"
     text = str(err)
     for line in overrides:

@@ -133,6 +133,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if wandb_run is not None:
             wandb_run.summary.update(record.get("test", {}))
+            wandb_run.summary.update({k: record.get(k) for k in ("status", "train_time_s", "peak_memory_mb")})
             wandb_run.finish(exit_code=0 if record["status"] == "finished" else 1)
     return record
 
