@@ -15,11 +15,6 @@ from rnnbench.models.probe import probe
 from rnnbench.models.recurrent import Recurrent
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def last_output_loss(x: Tensor, v: Tensor) -> Callable[[Recurrent], Tensor]:
     """Loss read at the last step only: a fixed projection of the last output, summed over the batch."""
     return lambda body: (body(x)[0][:, -1] @ v).sum()

@@ -12,15 +12,6 @@ from rnnbench.models.seq2seq import Seq2Seq
 PAD, BOS, EOS = 0, 1, 2
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These models are tiny: intra-op threads only add sync overhead, which oversubscribed CI cores turn 10-40x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def batch(vocab: int = 8, size: int = 4, steps: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random right-padded sources of mixed lengths (the first one full length) and their lengths."""
     gen = torch.Generator().manual_seed(seed)

@@ -18,15 +18,6 @@ SMALL = {"n_train": 64, "n_val": 32, "n_test": 48, "batch_size": 16}
 TINY_MODEL = ["model=seq2seq", "task=seq2seq", "model.embed_dim=8", "model.hidden_size=16", "logger=none"]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on shared CI cores: intra-op threads only add sync overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def text(tokens: np.ndarray | torch.Tensor) -> str:
     """Digit and '+' tokens as a string."""
     return "".join("+" if t == PLUS else str(int(t) - DIGIT0) for t in tokens)

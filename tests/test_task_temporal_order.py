@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,6 @@ from rnnbench.training.config import compose_config
 from rnnbench.training.train import train
 
 SMALL = {"n_train": 64, "n_val": 32, "n_test": 32, "batch_size": 16}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The test machine's cores are shared; one thread each keeps the suite's timing predictable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def first_batch(**kwargs: object) -> dict[str, torch.Tensor]:

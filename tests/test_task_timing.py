@@ -4,7 +4,6 @@ memoryless baselines (analytic == empirical), parameter errors, refusing bidirec
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,6 @@ from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.train import train
 
 SMALL = {"n_train": 64, "n_val": 32, "n_test": 32, "batch_size": 16}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The test machine's cores are shared; one thread each keeps the suite's timing predictable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def split(variant: str, n_test: int = 32, **kwargs: object) -> dict[str, torch.Tensor]:
