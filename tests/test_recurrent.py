@@ -435,3 +435,14 @@ def test_dropout_masks_identical_across_impls() -> None:
     torch.manual_seed(5)
     out_c, h_c = custom.train()(x)
     assert_close_all((out_c, h_c), (out_f, h_f))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_wrong_state_shape_names_the_expected_shape(cell: str) -> None:
+    rec = Recurrent(cell, 3, 5, num_layers=2)
+    h = torch.zeros(1, 4, 5)
+    state = (h, h) if cell == "lstm" else h
+    with pytest.raises(
+        ValueError, match=r"^state must have shape \(2, 4, 5\) \(num_layers\*dirs, batch, hidden\), got \(1, 4, 5\)$"
+    ):
+        rec(torch.zeros(4, 6, 3), state)

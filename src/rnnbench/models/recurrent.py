@@ -215,13 +215,18 @@ class Recurrent(nn.Module):
         if self.spec.has_cell:
             if not isinstance(state, tuple) or len(state) != 2:
                 raise ValueError(f"state for cell={self.cell!r} must be a tuple (h_0, c_0)")
-            return self._split_state(state[0]), self._split_state(state[1])
-        return self._split_state(state), None
+            return self._split_state(state[0], batch), self._split_state(state[1], batch)
+        return self._split_state(state, batch), None
 
-    def _split_state(self, s: Tensor | list) -> list[Tensor]:
-        if isinstance(s, list):
-            return s
-        return list(s.split(self.num_directions, dim=0))
+    def _split_state(self, s: Tensor | list, batch: int) -> list[Tensor]:
+        """Per-layer (dirs, B, H_k) views of one state; a wrong shape fails naming the shape expected."""
+        layers = s if isinstance(s, list) else list(s.split(self.num_directions, dim=0))
+        expected = [(self.num_directions, batch, size) for size in self.layer_sizes]
+        if [tuple(t.shape) for t in layers] != expected:
+            got = [tuple(t.shape) for t in layers] if isinstance(s, list) else tuple(s.shape)
+            want = expected if isinstance(s, list) else (self.num_layers * self.num_directions, batch, expected[0][2])
+            raise ValueError(f"state must have shape {want} (num_layers*dirs, batch, hidden), got {got}")
+        return layers
 
     def _final_state(self, h_n: list[Tensor], c_n: list) -> RecurrentState:
         uniform = len(set(self.layer_sizes)) == 1
