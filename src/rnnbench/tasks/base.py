@@ -146,6 +146,10 @@ class SequenceTask(pl.LightningDataModule):
         """The keyword arguments of `generate` that define this task's data."""
         return {"seq_len": self.seq_len}
 
+    def split_params(self, split: str) -> dict[str, Any]:
+        """Extra `generate` arguments for one split: data sliced from a fixed dataset needs to know which slice."""
+        return {}
+
     def collate(self, columns: dict[str, Any]) -> Batch:
         """Turn a batch of columns into model inputs; fixed-length tasks need nothing more than float inputs."""
         return {k: torch.as_tensor(v) for k, v in columns.items()}
@@ -211,7 +215,7 @@ class SequenceTask(pl.LightningDataModule):
     def build_split(self, split: str) -> datasets.Dataset:
         """Generate (or load from the fingerprinted cache) one split as a HF dataset."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        params = self.generation_params()
+        params = {**self.generation_params(), **self.split_params(split)}
         sample = type(self).generate(1, np.random.default_rng(0), **params)
         with _quiet_datasets():
             return datasets.Dataset.from_generator(
