@@ -3,7 +3,6 @@ hand-checked values of the shipped series, co2's filled gaps, both naive baselin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,6 @@ import torch
 from rnnbench.tasks.forecast import ForecastTask, load_series, segment, segment_bounds, train_stats
 from rnnbench.training.config import compose_config, preflight
 from rnnbench.training.train import train
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The test machine's cores are shared; one thread each keeps the suite's timing predictable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def original(task: ForecastTask, split: str) -> dict[str, np.ndarray]:

@@ -4,7 +4,6 @@ test-split baselines, bad sizes naming their maximum, and a bidirectional smoke 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,6 @@ from rnnbench.training.config import compose_config, preflight
 from rnnbench.training.train import train
 
 SMALL = {"source": "digits", "n_train": 64, "n_val": 32, "n_test": 32, "batch_size": 16}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The test machine's cores are shared; one thread each keeps the suite's timing predictable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_same_seed_same_data_other_seed_other_data_and_split_sizes() -> None:
