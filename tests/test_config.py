@@ -89,3 +89,29 @@ def test_command_line_narrows_a_sweep_files_params() -> None:
 def test_unknown_sweep_or_budget_lists_the_options() -> None:
     with pytest.raises(ConfigError, match=r"^unknown budget 'tiny'; allowed: cpu, full, smoke$"):
         preflight(["+sweep=cell", "budget=tiny"], multirun=True)
+
+
+SEQ2SEQ_TASKS = {"seq2seq", "translate"}
+
+
+def _pairs() -> list[tuple[str, str]]:
+    return [(m, t) for m in group_options("model") for t in group_options("task")]
+
+
+@pytest.mark.parametrize(("model", "task"), _pairs())
+def test_every_model_task_pair_is_either_valid_or_refused_in_one_line(model: str, task: str) -> None:
+    overrides = [f"model={model}", f"task={task}"]
+    if (model == "seq2seq") == (task in SEQ2SEQ_TASKS):
+        check_config(compose_config(overrides))
+    else:
+        with pytest.raises(ConfigError, match=rf"^task {task} needs a (seq2seq|recurrent) model, got a "):
+            preflight(overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "task"), [p for p in _pairs() if (p[0] == "seq2seq") == (p[1] in SEQ2SEQ_TASKS)])
+def test_every_valid_pair_trains_at_the_smoke_budget(model: str, task: str, tmp_path: pytest.TempPathFactory) -> None:
+    from rnnbench.training.train import train
+
+    cfg = compose_config([f"model={model}", f"task={task}", "logger=none", "+budget=smoke"])
+    assert train(cfg, tmp_path / "run")["status"] == "finished"
