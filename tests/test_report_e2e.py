@@ -14,7 +14,7 @@ TRAIN = str(Path(sys.executable).with_name("rnnbench-train"))
 
 def test_smoke_sweep_to_report(tmp_path: Path) -> None:
     runs, out = tmp_path / "multirun", tmp_path / "reports"
-    # the cell sweep cut to 2 cells x 1 task; budget=smoke gives 2 seeds of 2 batches each
+    # the cell sweep cut to 2 cells x 1 task; budget=smoke gives 2 seeds of 2 batches each, probed (diagnostics on)
     command = [TRAIN, "-m", "+sweep=cell", "budget=smoke", "task=adding", "model=lstm,gru", "logger=none"]
     done = subprocess.run(
         [*command, f"hydra.sweep.dir={runs}"], cwd=tmp_path, capture_output=True, text=True, timeout=240
@@ -22,7 +22,7 @@ def test_smoke_sweep_to_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert main([str(runs), "--out", str(out)]) == 0
     folder = out / "cell"
-    for name in ("README.md", "results.csv", "index.html", "factor.png", "curves.png", "cost.png"):
+    for name in ("README.md", "results.csv", "index.html", "factor.png", "curves.png", "cost.png", "grad_vs_lag.png"):
         assert (folder / name).stat().st_size > 0
     with open(folder / "results.csv") as f:
         rows = list(csv.DictReader(f))

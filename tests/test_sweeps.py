@@ -84,3 +84,9 @@ def test_wandb_sweep_file_matches_the_hydra_sweep(name: str) -> None:
 
 def test_sweep_files_ship_in_the_package_data() -> None:
     assert Path(SWEEPS_DIR, "wandb").is_dir() and all((SWEEPS_DIR / "wandb" / f"{n}.yaml").is_file() for n in SWEEPS)
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_diagnostics_are_on_where_the_report_plots_them(name: str) -> None:
+    """cell and seq_len probe gradients and gates (W&B runs get it too: their command holds +sweep=<name>)."""
+    assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name in ("cell", "seq_len"))

@@ -2,6 +2,7 @@
 
 Matplotlib's Agg backend with its default style (not the user's matplotlibrc), no 'Software' or date metadata, and
 fixed sizes and dpi, so regenerating a report does not churn the committed images.
+Sweeps run with `diagnostics.enabled=true` also get gradient-vs-lag and forget-gate figures (curves: `probes`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from rnnbench.reports.analysis import Analysis, VariantStats, variant_order
+from rnnbench.reports.probes import gate_curves, has_probes, lag_curves
 
 DPI = 100
 PANEL = (4.2, 3.2)
@@ -126,11 +128,81 @@ def cost_plot(analysis: Analysis, path: Path) -> None:
     _panels(len(measures), draw, path, f"{analysis.experiment}: cost per variant")
 
 
-PLOTS = {"factor.png": factor_plot, "curves.png": curves_plot, "cost.png": cost_plot}
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _factor_label(analysis: Analysis, x: float | None) -> str:
+    """' seq_len=200' for a swept-factor value, '' without one."""
+    return "" if x is None or not analysis.claim.x else f" {analysis.claim.x.rsplit('.', 1)[-1]}={x:g}"
+
+
+def grad_lag_plot(analysis: Analysis, path: Path) -> None:
+    """||dL/dh|| against the lag on a log axis, layer 0, last probe, mean over seeds; colour = variant,
+    line style = swept-factor value; one panel per task."""
+    curves = lag_curves(analysis.rows)
+    tasks, variants = sorted({c.task for c in curves}), _variants(analysis)
+    xs = sorted({c.x for c in curves if c.x is not None})
+
+    def draw(ax: plt.Axes, i: int) -> None:
+        for c in (c for c in curves if c.task == tasks[i]):
+            style = LINESTYLES[xs.index(c.x) % len(LINESTYLES)] if c.x is not None else "-"
+            colour = f"C{variants.index(c.variant)}"
+            label = c.variant + _factor_label(analysis, c.x)
+            ax.semilogy(range(len(c.grad_h)), c.grad_h, linestyle=style, color=colour, label=label)
+        ax.set_title(tasks[i])
+        ax.set_xlabel("lag T-1-t (steps back from the loss)")
+        ax.set_ylabel("||dL/dh_t||, layer 0")
+        ax.legend(fontsize=6, ncol=2 if len(xs) > 1 else 1)
+
+    title = f"{analysis.experiment}: gradient vs lag, last probe, mean over seeds"
+    _panels(len(tasks), draw, path, title)
+
+
+def forget_gate_plot(analysis: Analysis, path: Path) -> None:
+    """Forget-gate mean (GRU: update gate) of layer 0 against the training step, mean over seeds, one panel per task;
+    at the largest factor value for each task."""
+    curves = gate_curves(analysis.rows)
+    tasks, variants = sorted({c.task for c in curves}), _variants(analysis)
+
+    def draw(ax: plt.Axes, i: int) -> None:
+        own = [c for c in curves if c.task == tasks[i]]
+        top = max((c.x for c in own if c.x is not None), default=None)
+        for c in (c for c in own if c.x == top):
+            gate = "" if c.gate == "forget" else f" ({c.gate} gate)"
+            ax.plot(c.steps, c.mean, marker=".", color=f"C{variants.index(c.variant)}", label=c.variant + gate)
+        ax.set_title(tasks[i] + _factor_label(analysis, top))
+        ax.set_xlabel("training step")
+        ax.set_ylabel("forget-gate mean, layer 0")
+        ax.legend(fontsize=7)
+
+    _panels(len(tasks), draw, path, f"{analysis.experiment}: forget gate over training, mean over seeds")
+
+
+def _always(analysis: Analysis) -> bool:
+    return True
+
+
+def _probed(analysis: Analysis) -> bool:
+    return has_probes(analysis.rows)
+
+
+def _gated(analysis: Analysis) -> bool:
+    return bool(gate_curves(analysis.rows))
+
+
+Plot = Callable[[Analysis, Path], None]
+PLOTS: dict[str, tuple[Plot, Callable[[Analysis], bool]]] = {  # file name: (draw it, whether this sweep gets it)
+    "factor.png": (factor_plot, _always),
+    "curves.png": (curves_plot, _always),
+    "cost.png": (cost_plot, _always),
+    "grad_vs_lag.png": (grad_lag_plot, _probed),  # runs with diagnostics.enabled=true only
+    "forget_gate.png": (forget_gate_plot, _gated),  # ... and a gated cell
+}
 
 
 def write_plots(analysis: Analysis, out: Path) -> list[str]:
-    """Write every figure into `out`; returns their file names."""
-    for name, plot in PLOTS.items():
-        plot(analysis, out / name)
-    return list(PLOTS)
+    """Write every figure this sweep gets into `out`; returns their file names."""
+    names = [name for name, (_, applies) in PLOTS.items() if applies(analysis)]
+    for name in names:
+        PLOTS[name][0](analysis, out / name)
+    return names

@@ -2,7 +2,8 @@
 
 Both sources (local run.json files and W&B runs) first produce a record shaped like run.json; `to_row` flattens it
 here, so the two give the same rows by construction. Every field is derived from parts both sources hold (config,
-status, test metrics, baseline, per-epoch history, parameter count).
+status, test metrics, baseline, per-epoch history, parameter count), except the diagnostics probes, which only
+run.json holds (a W&B-sourced row has none).
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from rnnbench.reports.claims import Claim
 from rnnbench.training.train import run_name
 
 OK = "finished"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One diagnostics probe of a run, layer 0: ||dL/dh_t|| over t (forward direction) and the gate means."""
+
+    step: int
+    grad_h: tuple[float, ...]  # index t = 0 .. T-1; the loss is read at t = T-1
+    gate_means: tuple[tuple[str, float], ...]  # ("forget", 0.73), ...; empty for the vanilla RNN
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Row:
     run: str
     overrides: tuple[str, ...]
     curve: tuple[tuple[int, float], ...]  # (epoch, validation primary metric)
+    probes: tuple[Probe, ...] = ()  # run.json's "diagnostics", in step order; empty when they were off
 
     @property
     def ok(self) -> bool:
@@ -58,6 +69,22 @@ def lookup(config: dict[str, Any], dotted: str) -> Any:
 def _number(value: Any) -> float | None:
     """A float, or None for missing and non-numeric values (run.json stores nan as the string 'nan')."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float:
+    """A float, nan for missing and non-numeric values."""
+    number = _number(value)
+    return math.nan if number is None else number
+
+
+def probes_of(record: dict[str, Any]) -> tuple[Probe, ...]:
+    """Layer 0 of each entry of the record's "diagnostics" list (written with `diagnostics.enabled=true`)."""
+    probes = []
+    for entry in record.get("diagnostics") or []:
+        gates = (entry.get("gates") or [{}])[0]
+        means = sorted((k.removesuffix("_mean"), _float(v)) for k, v in gates.items() if k.endswith("_mean"))
+        probes.append(Probe(int(entry["step"]), tuple(_float(v) for v in entry["grad_h"][0]), tuple(means)))
+    return tuple(probes)
 
 
 def experiment_of(record: dict[str, Any]) -> str:
@@ -91,4 +118,5 @@ def to_row(record: dict[str, Any], claim: Claim) -> Row:
         run=run_name(list(overrides)),
         overrides=overrides,
         curve=tuple((int(h["epoch"]), float(h[f"val/{metric}"])) for h in history if f"val/{metric}" in h),
+        probes=probes_of(record),
     )
