@@ -97,3 +97,10 @@ def test_lstm_beats_the_adding_baseline_at_the_default_budget(tmp_path: Path) ->
     cfg = compose_config(["logger=none", "trainer.enable_progress_bar=false"])
     record = train(cfg, tmp_path / "run")
     assert record["test"]["test/mse"] < 0.5 * record["baseline"]["mse"]
+
+
+def test_a_failure_before_fitting_is_recorded_as_failed(run_dir: Path) -> None:
+    with pytest.raises(Exception, match="not_a_trainer_arg"):
+        smoke(["logger=none", "+trainer.not_a_trainer_arg=1"], run_dir)
+    record = read_record(run_dir / "run.json")
+    assert record["status"] == "failed" and "not_a_trainer_arg" in record["error"] and "finished_at" in record

@@ -81,40 +81,43 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     }
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
     recorder.save()
-    # _partial_: the config holds the logger's options; the job's identity is passed as plain Python values.
-    logger = instantiate(cfg.logger, _partial_=True)(
-        save_dir=output_dir,
-        name=run_name(overrides),
-        group=cfg.experiment,
-        job_type=task.name,
-        tags=run_tags(cfg),
-        run_config=resolved,
-    )
-    wandb_run = logger.experiment if isinstance(logger, WandbLogger) else None
-    if wandb_run is not None:
-        record["wandb"] = run_info(wandb_run)
-        wandb_run.summary.update({"num_parameters": module.num_parameters})
-        wandb_run.summary.update({f"baseline/{k}": v for k, v in task.baseline().items()})
-
-    callbacks: list[pl.Callback] = [recorder]
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss", mode="min")
-    if cfg.checkpoint:
-        callbacks.append(checkpoint)
-    if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(RichProgressBar(leave=True))
-    diagnostics = diagnostics_from_config(cfg.diagnostics, body)
-    if diagnostics is not None:
-        record["diagnostics"] = diagnostics.records  # the same list: saved with the record as probes append to it
-        callbacks.append(diagnostics)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        logger=logger,
-        callbacks=callbacks,
-        default_root_dir=str(output_dir),
-        gradient_clip_val=cfg.optim.get("grad_clip"),
-        enable_checkpointing=bool(cfg.checkpoint),
-    )
+    wandb_run = None
     try:
+        # _partial_: the config holds the logger's options; the job's identity is passed as plain Python values.
+        logger = instantiate(cfg.logger, _partial_=True)(
+            save_dir=output_dir,
+            name=run_name(overrides),
+            group=cfg.experiment,
+            job_type=task.name,
+            tags=run_tags(cfg),
+            run_config=resolved,
+        )
+        wandb_run = logger.experiment if isinstance(logger, WandbLogger) else None
+        if wandb_run is not None:
+            record["wandb"] = run_info(wandb_run)
+            wandb_run.summary.update({"num_parameters": module.num_parameters})
+            wandb_run.summary.update({f"baseline/{k}": v for k, v in task.baseline().items()})
+
+        callbacks: list[pl.Callback] = [recorder]
+        checkpoint = ModelCheckpoint(
+            dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss", mode="min"
+        )
+        if cfg.checkpoint:
+            callbacks.append(checkpoint)
+        if cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(RichProgressBar(leave=True))
+        diagnostics = diagnostics_from_config(cfg.diagnostics, body)
+        if diagnostics is not None:
+            record["diagnostics"] = diagnostics.records  # the same list: saved with the record as probes append to it
+            callbacks.append(diagnostics)
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer,
+            logger=logger,
+            callbacks=callbacks,
+            default_root_dir=str(output_dir),
+            gradient_clip_val=cfg.optim.get("grad_clip"),
+            enable_checkpointing=bool(cfg.checkpoint),
+        )
         trainer.fit(module, datamodule=task)
         if record["status"] == "running":
             best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
@@ -129,6 +132,11 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
                 clip_fraction=module.clip_count / max(trainer.global_step, 1),
                 checkpoint=checkpoint.best_model_path or None,
             )
+    except BaseException as err:
+        if record["status"] == "running":  # failures Lightning's on_exception did not see (set-up, testing glue)
+            status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            recorder.save(status=status, error=f"{type(err).__name__}: {err}")
+        raise
     finally:
         recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if wandb_run is not None:
