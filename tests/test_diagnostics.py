@@ -77,6 +77,30 @@ def test_last_step_loss_of_a_per_step_task_is_the_final_steps_term() -> None:
 
 
 @pytest.mark.parametrize(
+    "overrides",
+    [
+        ["task=timing", "task.variant=msd"],  # masked: only spike steps are scored, the last step usually is not
+        ["task=timing", "task.variant=gts"],
+        ["task=tagging"],
+        ["task=char_lm", "task.seq_len=16"],
+        ["task=copy_memory", "model=peephole_lstm"],
+    ],
+    ids=["timing-msd", "timing-gts", "tagging", "char_lm", "copy_memory"],
+)
+def test_every_per_step_task_gets_a_finite_last_step_probe(overrides: list[str]) -> None:
+    cfg = compose_config([*overrides, "task.n_train=32", "task.n_val=16", "task.n_test=16"])
+    task = instantiate(cfg.task)
+    task.setup("fit")
+    module = SequenceModule(instantiate(cfg.model, **task.model_kwargs()), task, cfg.optim)
+    callback = GradientDiagnostics(every_n_steps=5, probe_batch_size=4)
+    callback.batch = next(iter(task.val_dataloader()))
+    callback.batch = {k: v[:4] if isinstance(v, torch.Tensor) else v for k, v in callback.batch.items()}
+    result = callback.measure(module)
+    curve = result.grad_h[0, 0]
+    assert torch.isfinite(curve).all() and curve[-1] > 0  # a real loss at the final step reaches h_T
+
+
+@pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["diagnostics.enabled=maybe"], "diagnostics.enabled must be true or false, got 'maybe'"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 import wandb
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import WandbLogger
@@ -27,12 +28,27 @@ from rnnbench.tasks.base import Batch, SequenceTask
 
 
 def last_step_loss(task: SequenceTask, body: nn.Module, head: nn.Module, batch: Batch) -> Tensor:
-    """The task's loss at the last time step: the task's own loss for readout 'last', the final step's term for
-    readout 'all' (assumes the task's loss takes (B, T, ...) predictions against (B, T) targets)."""
+    """The task's loss at the last time step: the task's own loss for readout 'last'; for readout 'all', its loss
+    on the final step alone (`final_step`)."""
     pred = task.predict(body, head, batch)
     if task.readout == "all":
-        pred, batch = pred[:, -1:], {**batch, "y": batch["y"][:, -1:]}
+        batch = final_step(batch, steps=pred.shape[1])
+        pred = pred[:, -1:]
     return task.loss(pred, batch)
+
+
+def final_step(batch: Batch, steps: int) -> Batch:
+    """Cut every per-step tensor of a batch (dim 1 of size `steps`) to its last step. Boolean per-step masks become
+    True there: the probe needs a loss at the final step even where the task leaves that step unscored (timing's
+    msd scores only spike steps), and any target value gives the same gradient-vs-lag structure."""
+
+    def cut(value: Any) -> Any:
+        if not isinstance(value, Tensor) or value.dim() < 2 or value.shape[1] != steps:
+            return value
+        value = value[:, -1:]
+        return torch.ones_like(value) if value.dtype == torch.bool else value
+
+    return {key: cut(value) for key, value in batch.items()}
 
 
 def _sig4(values: Tensor | list[float]) -> list[float]:
