@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnnbench.tracking.run_record import read_record
 from rnnbench.training.config import compose_config
@@ -60,15 +61,23 @@ def test_divergence_is_recorded_not_dropped(run_dir: Path) -> None:
     assert read_record(run_dir / "run.json")["error"].startswith("non-finite training loss")
 
 
+def test_threads_sets_torchs_intra_op_threads(run_dir: Path) -> None:
+    assert torch.get_num_threads() == 1  # conftest
+    assert smoke(["logger=none", "threads=2"], run_dir)["status"] == "finished"
+    assert torch.get_num_threads() == 2
+
+
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "rnnbench-train"
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"]])
+def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path: Path, launcher: list[str]) -> None:
+    """Also with jobs in joblib's worker processes (budget=cpu): the summary reads run.json, not process memory."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "model=rnn,lstm", "task.cache_dir=null,/dev/null/nope", "trainer=smoke", *SMALL_DATA]
+    args = ["-m", "model=rnn,lstm", "task.cache_dir=null,/dev/null/nope", "trainer=smoke", *SMALL_DATA, *launcher]
     first = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert first.returncode == 1, first.stderr[-2000:]
     assert "2 job(s) failed" in first.stderr

@@ -2,6 +2,8 @@
 
 A multirun keeps going when one job fails (the failure is in that job's run.json and in the summary printed at
 the end, and the command exits non-zero), and re-launching into the same `hydra.sweep.dir` skips finished jobs.
+The summary reads the run records, not this process's memory, because a parallel launcher (`budget=cpu` uses
+joblib) runs the jobs in worker processes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -22,7 +25,24 @@ from rnnbench.training.config import ConfigError, config_dir, preflight
 from rnnbench.training.train import train
 
 log = logging.getLogger("rnnbench")
-FAILED: list[str] = []  # output dirs of jobs that failed in this process (multirun continues past them)
+FAILED: list[str] = []  # output dirs of the multirun's unfinished jobs, filled by `SweepSummary` at its end
+
+
+class SweepSummary(Callback):
+    """Hydra callback (conf/train.yaml): at the end of a multirun, list the jobs whose run.json is not finished."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        FAILED.extend(unfinished_runs(Path(config.hydra.sweep.dir)))
+
+
+def unfinished_runs(sweep_dir: Path) -> list[str]:
+    """Run directories under a sweep whose record says failed or diverged, or that never wrote one."""
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))  # 2 < 10
+    return [str(job) for job in jobs if not _finished(job / RECORD_NAME)]
+
+
+def _finished(record_path: Path) -> bool:
+    return record_path.exists() and read_record(record_path).get("status") == "finished"
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -42,7 +62,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         if runtime.mode != RunMode.MULTIRUN:
             raise
         log.exception("job failed; its run.json says so, continuing the sweep: %s", output_dir)
-        FAILED.append(str(output_dir))
         return None
     print(f"run record: {record_path}")
     if record.get("wandb"):

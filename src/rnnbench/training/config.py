@@ -125,9 +125,13 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
             raise ConfigError(f"{name} must be {TYPE_NAMES[kind]}, got {value!r}")
-    extra = sorted(set(cfg.keys()) - set(TOP_LEVEL) - set(GROUPS))
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
+    extra = sorted(set(cfg.keys()) - set(TOP_LEVEL) - set(GROUPS) - {"threads"})
     if extra:
-        raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted([*TOP_LEVEL, *GROUPS]))}")
+        allowed = ", ".join(sorted([*TOP_LEVEL, *GROUPS, "threads"]))
+        raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {allowed}")
     task = _instantiate("task", cfg.task)
     model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
     try:

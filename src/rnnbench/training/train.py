@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
@@ -58,6 +59,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     quiet_third_party()
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)  # jobs run side by side (budget=cpu): one core each, not oversubscribed
     task = instantiate(cfg.task)
     task.check_model_class(get_class(cfg.model._target_))  # before building: it takes the task's model_kwargs
     body = instantiate(cfg.model, **task.model_kwargs())
