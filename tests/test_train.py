@@ -3,6 +3,7 @@ multirun keeps going past a failed job, records it, and resumes."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -113,3 +114,15 @@ def test_a_failure_before_fitting_is_recorded_as_failed(run_dir: Path) -> None:
         smoke(["logger=none", "+trainer.not_a_trainer_arg=1"], run_dir)
     record = read_record(run_dir / "run.json")
     assert record["status"] == "failed" and "not_a_trainer_arg" in record["error"] and "finished_at" in record
+
+
+def test_train_loss_and_grad_norm_reach_the_loggers_and_the_record(run_dir: Path) -> None:
+    """The epoch's train loss is logged once per epoch, the pre-clipping gradient norm every log_every_n_steps."""
+    record = smoke(["logger=csv", "trainer.log_every_n_steps=1", "trainer.max_epochs=2"], run_dir)
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    grad_steps = [int(r["step"]) for r in rows if r.get("train/grad_norm")]
+    assert grad_steps == [0, 1, 2, 3]  # 2 epochs of the smoke budget's 2 batches
+    epoch_losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    history = record["history"]
+    assert epoch_losses == pytest.approx([h["train/loss"] for h in history]) and len(history) == 2
+    assert all(h["train/grad_norm"] > 0 for h in history)

@@ -64,6 +64,8 @@ class RunRecorder(pl.Callback):
         pl_module.log_dict(perf)
         entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, **_scalars(trainer.callback_metrics)}
         entry.update(perf)
+        if getattr(pl_module, "grad_norm", None) is not None:
+            entry["train/grad_norm"] = pl_module.grad_norm  # the epoch's last step, before clipping
         self.record["history"].append(entry)
         self.save(
             epochs_completed=trainer.current_epoch + 1,

@@ -122,7 +122,7 @@ class GradientDiagnostics(pl.Callback):
             return
         self._last_step = step
         result = self.measure(pl_module)
-        grad_norm = trainer.callback_metrics.get("train/grad_norm")  # logged by the module, before clipping
+        grad_norm = getattr(pl_module, "grad_norm", None)  # the module's last one, before clipping
         self.records.append(
             {
                 "step": step,
