@@ -84,8 +84,9 @@ def test_last_step_loss_of_a_per_step_task_is_the_final_steps_term() -> None:
         ["task=tagging"],
         ["task=char_lm", "task.seq_len=16"],
         ["task=copy_memory", "model=peephole_lstm"],
+        ["task=chorales", "task.n_chorales=8"],  # variable lengths, masked frames
     ],
-    ids=["timing-msd", "timing-gts", "tagging", "char_lm", "copy_memory"],
+    ids=["timing-msd", "timing-gts", "tagging", "char_lm", "copy_memory", "chorales"],
 )
 def test_every_per_step_task_gets_a_finite_last_step_probe(overrides: list[str]) -> None:
     cfg = compose_config([*overrides, "task.n_train=32", "task.n_val=16", "task.n_test=16"])
