@@ -52,6 +52,15 @@ def test_enabled_run_records_each_probe_in_run_json(run_dir: Path) -> None:
     assert first["grad_h"][0][-1] > first["grad_h"][0][0] > 0  # the gradient shrinks with the lag
 
 
+def test_diagnostics_do_not_change_training(tmp_path: Path) -> None:
+    """Same seed, diagnostics on or off: the same batches and the same trained model (the probe's batch fetch used to
+    draw from torch's RNG and reshuffle training)."""
+    cfg = [*SMOKE, "logger=none", "task.seq_len=10", "trainer.limit_train_batches=4"]
+    off = train(compose_config(cfg), tmp_path / "off")
+    on = train(compose_config([*cfg, "diagnostics.enabled=true", "diagnostics.every_n_steps=1"]), tmp_path / "on")
+    assert on["test"] == off["test"] and on["history"][-1]["train/loss"] == off["history"][-1]["train/loss"]
+
+
 def test_measure_leaves_the_modules_grads_and_mode_alone() -> None:
     cfg = compose_config(["model=gru", "task.seq_len=8"])
     task = instantiate(cfg.task)

@@ -106,7 +106,8 @@ class GradientDiagnostics(pl.Callback):
             pl_module.train(was_training)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        first = next(iter(trainer.datamodule.val_dataloader()))
+        with torch.random.fork_rng(devices=[]):  # a DataLoader iterator draws a seed: keep training's RNG untouched
+            first = next(iter(trainer.datamodule.val_dataloader()))
         self.batch = {k: v[: self.probe_batch_size] for k, v in first.items()}
         self._probe(trainer, pl_module)
 
