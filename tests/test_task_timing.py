@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbench.tasks.timing import TimingTask, binary_entropy, gts_hits, spike_probability
+from rnnbench.tasks.base import binary_entropy
+from rnnbench.tasks.timing import TimingTask, gts_hits, spike_probability
 from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.train import train
 

@@ -9,6 +9,7 @@ data back instead of regenerating it. Adding a task means one subclass in its ow
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,11 @@ def check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def binary_entropy(p: float) -> float:
+    """Entropy in nats of a Bernoulli(p): the cross-entropy of an input-blind binary predictor at rate p."""
+    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
 
 
 def split_seed(seed: int, split: str) -> int:

@@ -49,7 +49,7 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from rnnbench.tasks.base import Batch, SequenceTask
+from rnnbench.tasks.base import Batch, SequenceTask, binary_entropy
 
 FS = 50  # samples per second
 PRE = 0.22  # seconds a beat starts before its R peak: its P wave
@@ -212,8 +212,7 @@ def recording(
 def constant_baseline(p: float) -> dict[str, float]:
     """Best input-blind scores at positive rate p: AUROC 1/2, F1 of all-anomalous, accuracy of the majority,
     cross-entropy of predicting p."""
-    entropy = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
-    return {"loss": entropy, "f1": 2 * p / (1 + p), "auroc": 0.5, "acc": max(p, 1 - p)}
+    return {"loss": binary_entropy(p), "f1": 2 * p / (1 + p), "auroc": 0.5, "acc": max(p, 1 - p)}
 
 
 class EcgAnomalyTask(SequenceTask):

@@ -26,7 +26,6 @@ H(y_t | x_t) over the pooled steps, from the exact spike probability per step (a
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 
-from rnnbench.tasks.base import Batch, SequenceTask
+from rnnbench.tasks.base import Batch, SequenceTask, binary_entropy
 
 VARIANTS = ("msd", "gts")
 
@@ -65,11 +64,6 @@ def spike_probability(seq_len: int, interval: int, max_offset: int) -> np.ndarra
     for t in range(interval, seq_len):
         u[t] += u[max(t - interval - max_offset, 0) : t - interval + 1].sum() / (max_offset + 1)
     return u
-
-
-def binary_entropy(p: float) -> float:
-    """Entropy in nats of a Bernoulli(p)."""
-    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
 
 
 def gts_hits(spikes: Tensor, target: Tensor, fired: Tensor, tolerance: int) -> tuple[Tensor, Tensor]:
