@@ -74,5 +74,9 @@ class RunRecorder(pl.Callback):
         )
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.fail(exception)
+
+    def fail(self, exception: BaseException) -> None:
+        """Record why the run stopped: interrupted (Ctrl-C) or failed, with the exception's type and message."""
         status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         self.save(status=status, error=f"{type(exception).__name__}: {exception}")

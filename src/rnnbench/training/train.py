@@ -137,8 +137,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             )
     except BaseException as err:
         if record["status"] == "running":  # failures Lightning's on_exception did not see (set-up, testing glue)
-            status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-            recorder.save(status=status, error=f"{type(err).__name__}: {err}")
+            recorder.fail(err)
         raise
     finally:
         recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
