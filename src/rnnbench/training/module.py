@@ -40,7 +40,8 @@ class SequenceModule(pl.LightningModule):
         self.metrics = nn.ModuleDict({split: task.make_metrics() for split in ("val", "test")})
         self.clip_count = 0  # optimiser steps whose gradient norm exceeded the clipping threshold
         self.grad_norm: float | None = None  # the last optimiser step's global gradient norm, before clipping
-        self._train_loss = torch.zeros(2)  # (sum of loss * examples, examples) over the current epoch
+        self._loss_sum: Tensor | float = 0.0  # sum of loss * examples over the current epoch, on the loss's device
+        self._examples = 0
 
     @property
     def num_parameters(self) -> int:
@@ -63,11 +64,13 @@ class SequenceModule(pl.LightningModule):
         """The epoch's mean train loss is summed here and logged once, at its last batch: a `self.log` per step
         costs Lightning a few ms of bookkeeping, a third of a small model's whole step on CPU."""
         loss = self._step(batch, "train")
-        self._train_loss += torch.stack([loss.detach().cpu() * batch["y"].shape[0], torch.tensor(batch["y"].shape[0])])
+        examples = batch["y"].shape[0]
+        self._loss_sum = self._loss_sum + loss.detach() * examples  # no host sync per step
+        self._examples += examples
         if batch_idx == self.trainer.num_training_batches - 1:
-            total, examples = self._train_loss.tolist()
-            self.log("train/loss", total / examples, prog_bar=True, on_step=False, on_epoch=True)
-            self._train_loss.zero_()
+            mean = float(self._loss_sum) / self._examples
+            self.log("train/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
+            self._loss_sum, self._examples = 0.0, 0
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
