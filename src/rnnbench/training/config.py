@@ -29,6 +29,7 @@ from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
 TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
+NULLABLE_TOP_LEVEL = ("threads",)  # may be null; each is checked on its own in check_config
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
@@ -128,10 +129,10 @@ def check_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
-    extra = sorted(set(cfg.keys()) - set(TOP_LEVEL) - set(GROUPS) - {"threads"})
+    known = {*TOP_LEVEL, *NULLABLE_TOP_LEVEL, *GROUPS}
+    extra = sorted(set(cfg.keys()) - known)
     if extra:
-        allowed = ", ".join(sorted([*TOP_LEVEL, *GROUPS, "threads"]))
-        raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {allowed}")
+        raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted(known))}")
     task = _instantiate("task", cfg.task)
     model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
     try:
