@@ -158,11 +158,14 @@ def test_bidirectional_bodies_are_refused() -> None:
     assert preflight(["task=timing", "task.variant=gts", "model=peephole_lstm"]) == 1
 
 
-@pytest.mark.parametrize("variant", ["msd", "gts"])
-def test_smoke_run_finishes_with_the_task_metrics(variant: str, tmp_path: Path) -> None:
-    overrides = ["task=timing", f"task.variant={variant}", "task.seq_len=30", "model=lstm", "model.hidden_size=16"]
+@pytest.mark.parametrize(("task", "variant"), [("timing", "msd"), ("timing_gts", "gts")])
+def test_smoke_run_finishes_with_the_task_metrics(task: str, variant: str, tmp_path: Path) -> None:
+    overrides = [f"task={task}", "task.seq_len=30", "model=lstm", "model.hidden_size=16"]
     sizes = ["task.n_train=64", "task.n_val=32", "task.n_test=32", "task.batch_size=32"]
-    record = train(compose_config(["trainer=smoke", "logger=none", *sizes, *overrides]), tmp_path / "run")
+    cfg = compose_config(["trainer=smoke", "logger=none", *sizes, *overrides])
+    assert cfg.task.variant == variant
+    record = train(cfg, tmp_path / "run")
     assert record["status"] == "finished"
+    assert record["task"] == f"timing_{variant}"  # the two problems are reported apart, never averaged together
     assert set(record["test"]) == {"test/loss", "test/timed_acc"}
     assert 0 <= record["test"]["test/timed_acc"] <= 1 and record["baseline"]["timed_acc"] == 1 / 5

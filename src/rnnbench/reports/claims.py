@@ -85,7 +85,7 @@ CLAIMS: dict[str, Claim] = {
         text="Peepholes help precise timing and matter little for NLP-like tasks.",
         reference="lstm",
         expectations=(
-            Expectation("peephole_lstm", "better", ("timing",)),
+            Expectation("peephole_lstm", "better", ("timing_msd", "timing_gts")),
             Expectation("peephole_lstm", "similar", ("tagging",)),
         ),
     ),

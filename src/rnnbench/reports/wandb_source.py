@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 
 STATES = {
     "finished": "finished",
@@ -86,23 +86,23 @@ def _history(run: ApiRun) -> list[dict[str, Any]]:
 def run_record(run: ApiRun) -> dict[str, Any]:
     """One W&B run as the run.json fields a report reads."""
     config, summary = dict(run.config), dict(run.summary_metrics)
-    task_cls = get_class(config["task"]["_target_"])
-    metric = task_cls.primary_metric
+    task = instantiate(config["task"])
+    metric = task.primary_metric
     test = {k: v for k, v in summary.items() if k.startswith("test/")}
     primary = test.get(f"test/{metric}")
     finite = isinstance(primary, int | float) and math.isfinite(primary)
     return {
         "status": _status(run, summary),
-        "task": task_cls.name,
+        "task": task.label,
         "config": config,
         "overrides": split_overrides(run.name),
         "seed": config.get("seed"),
         "experiment": config.get("experiment"),
         "primary_metric": metric,
-        "higher_is_better": task_cls.higher_is_better,
+        "higher_is_better": task.higher_is_better,
         "baseline": {k.removeprefix("baseline/"): v for k, v in summary.items() if k.startswith("baseline/")},
         "test": test,
-        "beats_baseline": instantiate(config["task"]).beats_baseline(primary) if finite else None,
+        "beats_baseline": task.beats_baseline(primary) if finite else None,
         "num_parameters": summary.get("num_parameters"),
         "history": _history(run),
     }

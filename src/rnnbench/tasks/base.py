@@ -142,6 +142,12 @@ class SequenceTask(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.splits: dict[str, ColumnDataset] = {}
 
+    @property
+    def label(self) -> str:
+        """What run records and reports call this task. It is `name`, except where one task class holds several
+        problems that must never be averaged together (timing's msd and gts): those extend it."""
+        return self.name
+
     # -- what a task defines ------------------------------------------------------------------------------
     @staticmethod
     def generate(n: int, rng: np.random.Generator, **params: Any) -> dict[str, np.ndarray]:

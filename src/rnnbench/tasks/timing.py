@@ -96,6 +96,11 @@ class TimingTask(SequenceTask):
     input_size = 1
     output_size = 1
 
+    @property
+    def label(self) -> str:
+        """timing_msd or timing_gts: measuring and generating are different problems, reported apart."""
+        return f"{self.name}_{self.variant}"
+
     def __init__(
         self,
         seq_len: int = 100,

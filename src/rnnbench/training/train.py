@@ -69,7 +69,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     record: dict[str, Any] = {
         "status": "running",
-        "task": task.name,
+        "task": task.label,
         "config": resolved,
         "overrides": overrides,
         "seed": cfg.seed,
@@ -91,7 +91,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             save_dir=output_dir,
             name=run_name(overrides),
             group=cfg.experiment,
-            job_type=task.name,
+            job_type=task.label,
             tags=run_tags(cfg),
             run_config=resolved,
         )
