@@ -95,6 +95,20 @@ def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path:
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished jobs skipped, not retrained
 
 
+def test_cli_resume_finds_finished_jobs_whatever_their_order_and_never_overwrites_one(tmp_path: Path) -> None:
+    """A relaunch whose overrides come in another order (so other job numbers) still skips every finished job."""
+    sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    first = _cli(["-m", "model=rnn,lstm", "trainer=smoke", "logger=none", *SMALL_DATA, sweep], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/run.json")}
+    assert {read_record(p)["overrides"][0] for p in stamps} == {"model=rnn", "model=lstm"}
+
+    again = _cli(["-m", *SMALL_DATA, "logger=none", "trainer=smoke", "model=lstm,rnn", sweep], tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/run.json")} == stamps
+    assert (again.stdout + again.stderr).count("already finished, skipping") == 2
+
+
 def test_cli_bad_override_exits_with_one_line(tmp_path: Path) -> None:
     result = _cli(["model.hidden_size=-4"], tmp_path)
     assert result.returncode == 2

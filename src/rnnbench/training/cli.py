@@ -41,6 +41,19 @@ def unfinished_runs(sweep_dir: Path) -> list[str]:
     return [str(job) for job in jobs if not _finished(job / RECORD_NAME)]
 
 
+def finished_record(job_dirs: list[Path], overrides: list[str]) -> dict[str, Any] | None:
+    """The finished run record of the job with these overrides among job_dirs, in any order of the overrides.
+
+    Why any order: the order follows the composed sweep config, which changes when a config's defaults list does,
+    and so do the job numbers; a relaunch must still find every finished job wherever it was written."""
+    for job in job_dirs:
+        path = job / RECORD_NAME
+        record = read_record(path) if path.is_file() else {}
+        if record.get("status") == "finished" and sorted(record.get("overrides") or []) == sorted(overrides):
+            return record
+    return None
+
+
 def _finished(record_path: Path) -> bool:
     return record_path.exists() and read_record(record_path).get("status") == "finished"
 
@@ -51,11 +64,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     output_dir = Path(runtime.runtime.output_dir)
     overrides = list(runtime.overrides.task)
     record_path = output_dir / RECORD_NAME
-    if cfg.resume and record_path.exists():
-        previous = read_record(record_path)
-        if previous.get("status") == "finished" and previous.get("overrides") == overrides:
-            log.info("already finished, skipping: %s", output_dir)
+    if cfg.resume:
+        others = sorted(output_dir.parent.iterdir()) if runtime.mode == RunMode.MULTIRUN else []
+        previous = finished_record([output_dir, *others], overrides)  # its own folder first: the usual case
+        if previous is not None:
+            log.info("already finished, skipping: %s", previous.get("output_dir"))
             return _objective(previous)
+        if _finished(record_path):
+            other = ",".join(read_record(record_path).get("overrides") or [])
+            log.error("%s holds the finished job %s; not overwriting it: use a new hydra.sweep.dir", output_dir, other)
+            return None
     try:
         record = train(cfg, output_dir, overrides)
     except Exception:
