@@ -91,6 +91,10 @@ def test_command_line_narrows_a_sweep_files_params() -> None:
 def test_unknown_sweep_or_budget_lists_the_options() -> None:
     with pytest.raises(ConfigError, match=r"^unknown budget 'tiny'; allowed: cpu, full, smoke$"):
         preflight(["+sweep=cell", "budget=tiny"], multirun=True)
+    with pytest.raises(
+        ConfigError, match=r"^budget is already in the defaults list: select it with budget=smoke \(no \+\)$"
+    ):
+        preflight(["+budget=smoke"])
 
 
 SEQ2SEQ_TASKS = {"seq2seq", "translate"}
@@ -106,7 +110,9 @@ def test_every_model_task_pair_is_either_valid_or_refused_in_one_line(model: str
     if (model == "seq2seq") == (task in SEQ2SEQ_TASKS):
         check_config(compose_config(overrides))
     else:
-        with pytest.raises(ConfigError, match=rf"^task {task} needs a (seq2seq|recurrent) model, got a "):
+        with pytest.raises(
+            ConfigError, match=rf"^task {task}(_msd)? needs a (seq2seq|recurrent) model, got a "
+        ):  # timing: its label
             preflight(overrides)
 
 
@@ -115,5 +121,5 @@ def test_every_model_task_pair_is_either_valid_or_refused_in_one_line(model: str
 def test_every_valid_pair_trains_at_the_smoke_budget(model: str, task: str, tmp_path: pytest.TempPathFactory) -> None:
     from rnnbench.training.train import train
 
-    cfg = compose_config([f"model={model}", f"task={task}", "logger=none", "+budget=smoke"])
+    cfg = compose_config([f"model={model}", f"task={task}", "logger=none", "budget=smoke"])
     assert train(cfg, tmp_path / "run")["status"] == "finished"

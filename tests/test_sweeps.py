@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from rnnbench.reports.claims import CLAIMS
 from rnnbench.reports.rows import lookup
+from rnnbench.tasks.seq_digits import SOURCES
 from rnnbench.training.config import _resource_dir, compose_config, config_dir, group_options
 
 SWEEPS_DIR = _resource_dir("sweeps")
@@ -64,6 +66,45 @@ def test_budget_default_is_cpu() -> None:
         compose_config(["+sweep=cell"]).trainer.max_epochs
         == compose_config(["+sweep=cell", "budget=cpu"]).trainer.max_epochs
     )
+
+
+def sizes(cfg: object) -> tuple[int | None, ...]:
+    """A composed config's (n_train, n_val, n_test)."""
+    return cfg.task.n_train, cfg.task.n_val, cfg.task.n_test
+
+
+def test_budget_full_reads_all_of_mnist_for_seq_digits_and_every_translate_pair() -> None:
+    full = compose_config(["+sweep=bidirectional", "budget=full", "task=seq_digits"])
+    assert full.task.source == "mnist_hub" and full.task.hub_name == "ylecun/mnist"
+    assert sizes(full) == sizes(compose_config(["+sweep=bidirectional", "budget=full"]))  # the budget's own sizes
+    assert sum(sizes(full)) > SOURCES["mnist"].size and sum(sizes(full)) <= 70_000  # all of MNIST holds them
+    single = compose_config(["task=seq_digits", "budget=full"])  # a single run takes budget=<name> as well
+    assert single.task.source == "mnist_hub" and sizes(single) == sizes(full)
+    translate = compose_config(["+sweep=attention", "budget=full", "task=translate"])
+    assert sizes(translate) == (None, None, None)  # every pair of its pools, which are smaller than the budget's
+
+
+@pytest.mark.parametrize("budget", ["smoke", "cpu"])
+def test_smaller_budgets_keep_seq_digits_on_the_shipped_mnist(budget: str) -> None:
+    cfg = compose_config(["+sweep=bidirectional", f"budget={budget}", "task=seq_digits"])
+    assert cfg.task.source == "mnist" and sizes(cfg) == sizes(
+        compose_config(["+sweep=bidirectional", f"budget={budget}"])
+    )
+    assert instantiate(cfg.task).size == SOURCES["mnist"].size  # its sizes fit the shipped 5000 images
+    translate = compose_config(["+sweep=attention", f"budget={budget}", "task=translate"])
+    assert sizes(translate) == sizes(cfg)
+
+
+def test_no_budget_leaves_the_task_its_own_sizes() -> None:
+    cfg = compose_config(["task=seq_digits"])
+    assert cfg.task.source == "mnist" and sizes(cfg) == (None, 250, 500) and cfg.trainer.max_epochs == 10
+
+
+def test_budget_task_files_name_a_budget_and_a_task() -> None:
+    """`optional` ignores a file nobody selects, so a misspelt one would silently never apply."""
+    for name in group_options("budget_task"):
+        budget, _, task = name.partition("_")
+        assert budget in group_options("budget") and task in group_options("task"), name
 
 
 @pytest.mark.parametrize("name", SWEEPS)

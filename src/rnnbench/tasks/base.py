@@ -200,7 +200,7 @@ class SequenceTask(pl.LightningDataModule):
         kind = getattr(model_cls, "model_kind", "recurrent")
         if kind != self.model_kind:
             raise ValueError(
-                f"task {self.name} needs a {self.model_kind} model, got a {kind} model ({model_cls.__name__})"
+                f"task {self.label} needs a {self.model_kind} model, got a {kind} model ({model_cls.__name__})"
             )
 
     def check_model(self, body: nn.Module) -> None:
@@ -208,7 +208,7 @@ class SequenceTask(pl.LightningDataModule):
         self.check_model_class(type(body))
         if self.causal and getattr(body, "bidirectional", False):
             raise ValueError(
-                f"model.bidirectional=true would let task {self.name} see its future targets; allowed: false"
+                f"model.bidirectional=true would let task {self.label} see its future targets; allowed: false"
             )
 
     def predict(self, body: nn.Module, head: nn.Module, batch: Batch) -> Tensor:

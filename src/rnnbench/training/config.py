@@ -113,8 +113,8 @@ def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
     try:
         return instantiate(node, **kwargs)
     except Exception as err:
-        cause = err
-        while cause.__cause__ is not None:
+        cause = err  # Hydra's wrappers hide the constructor's own error, the one written for users: unwrap only them
+        while isinstance(cause, HydraException) and cause.__cause__ is not None:
             cause = cause.__cause__
         raise ConfigError(f"{key}.{cause}" if isinstance(cause, ValueError) else f"{key}: {cause}") from err
 
@@ -167,6 +167,10 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
         if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
             return f"unknown {key} {value!r}; allowed: {', '.join(group_options(key, user_config_dir))}"
     text = str(err)
+    for line in overrides:
+        key, _, value = line.lstrip("+~").partition("=")
+        if line.startswith("+") and text.startswith(f"Multiple values for {key}."):
+            return f"{key} is already in the defaults list: select it with {key}={value} (no +)"
     for line in overrides:
         key = line.lstrip("+~").partition("=")[0]
         if f"'{key}'" in text and "." in key:
