@@ -160,7 +160,7 @@ def test_bidirectional_bodies_are_refused() -> None:
 
 @pytest.mark.parametrize(("task", "variant"), [("timing", "msd"), ("timing_gts", "gts")])
 def test_smoke_run_finishes_with_the_task_metrics(task: str, variant: str, tmp_path: Path) -> None:
-    overrides = [f"task={task}", "task.seq_len=30", "model=lstm", "model.hidden_size=16"]
+    overrides = [f"task={task}", "task.seq_len=30", "task.interval=10", "model=lstm", "model.hidden_size=16"]
     sizes = ["task.n_train=64", "task.n_val=32", "task.n_test=32", "task.batch_size=32"]
     cfg = compose_config(["trainer=smoke", "logger=none", *sizes, *overrides])
     assert cfg.task.variant == variant
