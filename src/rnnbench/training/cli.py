@@ -47,15 +47,23 @@ def finished_record(job_dirs: list[Path], overrides: list[str]) -> dict[str, Any
     Why any order: the order follows the composed sweep config, which changes when a config's defaults list does,
     and so do the job numbers; a relaunch must still find every finished job wherever it was written."""
     for job in job_dirs:
-        path = job / RECORD_NAME
-        record = read_record(path) if path.is_file() else {}
-        if record.get("status") == "finished" and sorted(record.get("overrides") or []) == sorted(overrides):
+        record = _record(job / RECORD_NAME)
+        if _is_finished_job(record, overrides):
             return record
     return None
 
 
+def _is_finished_job(record: dict[str, Any], overrides: list[str]) -> bool:
+    return record.get("status") == "finished" and sorted(record.get("overrides") or []) == sorted(overrides)
+
+
+def _record(record_path: Path) -> dict[str, Any]:
+    """A job's run record, or {} where it never wrote one."""
+    return read_record(record_path) if record_path.is_file() else {}
+
+
 def _finished(record_path: Path) -> bool:
-    return record_path.exists() and read_record(record_path).get("status") == "finished"
+    return _record(record_path).get("status") == "finished"
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -65,13 +73,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     overrides = list(runtime.overrides.task)
     record_path = output_dir / RECORD_NAME
     if cfg.resume:
-        others = sorted(output_dir.parent.iterdir()) if runtime.mode == RunMode.MULTIRUN else []
-        previous = finished_record([output_dir, *others], overrides)  # its own folder first: the usual case
+        own = _record(record_path)  # its own folder first: the usual case
+        previous = own if _is_finished_job(own, overrides) else None
+        if previous is None and runtime.mode == RunMode.MULTIRUN:
+            others = [job for job in sorted(output_dir.parent.iterdir()) if job != output_dir]
+            previous = finished_record(others, overrides)
         if previous is not None:
             log.info("already finished, skipping: %s", previous.get("output_dir"))
             return _objective(previous)
-        if _finished(record_path):
-            other = ",".join(read_record(record_path).get("overrides") or [])
+        if own.get("status") == "finished":
+            other = ",".join(own.get("overrides") or [])
             log.error("%s holds the finished job %s; not overwriting it: use a new hydra.sweep.dir", output_dir, other)
             return None
     try:
