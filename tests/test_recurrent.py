@@ -446,3 +446,39 @@ def test_wrong_state_shape_names_the_expected_shape(cell: str) -> None:
         ValueError, match=r"^state must have shape \(2, 4, 5\) \(num_layers\*dirs, batch, hidden\), got \(1, 4, 5\)$"
     ):
         rec(torch.zeros(4, 6, 3), state)
+
+
+# -- one step at a time (decoders) ---------------------------------------------------------------------------
+def flat(state: Tensor | tuple | list) -> tuple[Tensor, ...]:
+    """Every tensor of a final state, whether (h, c), h, or per-layer lists of them."""
+    return tuple(t for s in states(state) for t in (s if isinstance(s, list) else [s]))
+
+
+@pytest.mark.parametrize(("cell", "impl"), CELL_IMPLS)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"hidden_size": 5, "num_layers": 2}, {"hidden_size": [6, 4, 4], "residual": True, "layer_norm": True}],
+    ids=["uniform", "sizes-residual-ln"],
+)
+def test_step_equals_forward_step_by_step(cell: str, impl: str, kwargs: dict) -> None:
+    """Chaining `step` over a sequence gives `forward`'s outputs, final state and gradients (either impl)."""
+    torch.manual_seed(3)
+    rec = Recurrent(cell, 3, impl=impl, **kwargs)
+    x = torch.randn(4, 6, 3)
+    out, final = rec(x)
+    grads = torch.autograd.grad(out.square().sum() + sum(s.sum() for s in flat(final)), list(rec.parameters()))
+    state, steps = None, []
+    for t in range(x.shape[1]):
+        y, state = rec.step(x[:, t], state)
+        steps.append(y)
+    stepped = torch.stack(steps, 1)
+    loss = stepped.square().sum() + sum(s.sum() for s in flat(state))
+    assert_close_all((stepped, *flat(state)), (out, *flat(final)))
+    assert_close_all(torch.autograd.grad(loss, list(rec.parameters())), grads)
+
+
+def test_step_refuses_bidirectional_and_wrong_input() -> None:
+    with pytest.raises(ValueError, match=r"^step\(\) runs forward in time only; a bidirectional stack needs"):
+        Recurrent("lstm", 3, 5, bidirectional=True).step(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"^step\(\) input must be \(batch, input_size=3\), got \(2, 1, 3\)$"):
+        Recurrent("gru", 3, 5).step(torch.zeros(2, 1, 3))

@@ -103,6 +103,20 @@ def test_attention_weights_are_a_distribution_over_unpadded_source(kind: str) ->
     assert (attn.masked_select(~mask.unsqueeze(1)) == 0).all()
 
 
+def test_attention_scores_are_the_textbook_formulas() -> None:
+    """Additive: v^T tanh(W_q q + W_k k) (computed through sigmoid); dot: q^T k; general: q^T W k."""
+    torch.manual_seed(0)
+    query, keys = torch.randn(4, 16), torch.randn(4, 6, 16)
+    add = build_attention("additive", 16, 16, 8)
+    want = add.v(torch.tanh(add.query_proj(query).unsqueeze(1) + add.key_proj(keys))).squeeze(-1)
+    torch.testing.assert_close(add.score(query, add.prepare(keys)), want, atol=1e-5, rtol=1e-5)
+    dot = build_attention("dot", 16, 16, 8)
+    torch.testing.assert_close(dot.score(query, dot.prepare(keys)), torch.einsum("bq,bsq->bs", query, keys))
+    gen = build_attention("general", 16, 16, 8)
+    want = torch.einsum("bq,bsq->bs", query, gen.key_proj(keys))
+    torch.testing.assert_close(gen.score(query, gen.prepare(keys)), want, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("attention", ["none", "general"])
 def test_bidirectional_encoder_bridges_to_decoder(cell: str, attention: str) -> None:

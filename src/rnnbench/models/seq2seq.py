@@ -10,8 +10,9 @@ attentional state h~_t = tanh(W_c [h_t; c_t]) feeds the output layer, and h~_{t-
 step's input embedding (input feeding), so the decoder knows what it attended to before.
 
 The encoder is a `Recurrent` over any cell, uni- or bidirectional. The decoder is a unidirectional `Recurrent`
-of the same cell and size, called one step at a time (input feeding and scheduled sampling both need the previous
-step's output), and starts from the encoder's final state: as is for a unidirectional encoder, through a learned
+of the same cell and size, called one step at a time (`Recurrent.step`: input feeding, scheduled sampling and
+greedy decoding need the previous step's output) or, teacher-forced without attention, over the whole target at
+once. It starts from the encoder's final state: as is for a unidirectional encoder, through a learned
 bridge tanh(W [h_fwd; h_bwd]) per layer (and per state, h and c) for a bidirectional one.
 """
 
@@ -134,8 +135,7 @@ class Seq2Seq(nn.Module):
         x = self.drop(self.tgt_embed(tokens))  # (B, E)
         if source is not None:
             x = torch.cat([x, feed], dim=-1)  # (B, E+H)
-        out, state = self.decoder(x.unsqueeze(1), state)
-        h = out[:, 0]  # (B, H)
+        h, state = self.decoder.step(x, state)  # (B, H)
         weights = None
         if source is not None:
             memory, prepared, mask = source
@@ -154,6 +154,11 @@ class Seq2Seq(nn.Module):
         use_truth = None
         if self.training and self.teacher_forcing < 1.0:
             use_truth = torch.rand(tgt_in.shape, device=tgt_in.device) < self.teacher_forcing  # (B, T)
+        if source is None and use_truth is None:
+            # Nothing feeds back from one step to the next (no input feeding, no sampled tokens), so the decoder
+            # reads the whole teacher-forced target in one call: the step loop's computation, in the fused kernel.
+            out, _ = self.decoder(self.drop(self.tgt_embed(tgt_in)), state)
+            return self.out(self.drop(out)), None
         logits, attn = [], []
         for t in range(tgt_in.shape[1]):
             tokens = tgt_in[:, t]
