@@ -482,3 +482,19 @@ def test_step_refuses_bidirectional_and_wrong_input() -> None:
         Recurrent("lstm", 3, 5, bidirectional=True).step(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"^step\(\) input must be \(batch, input_size=3\), got \(2, 1, 3\)$"):
         Recurrent("gru", 3, 5).step(torch.zeros(2, 1, 3))
+
+
+@pytest.mark.parametrize(
+    ("cell", "impl", "device", "fused"),
+    [
+        ("lstm", "auto", "cpu", True),
+        ("rnn", "auto", "cpu", True),
+        ("gru", "auto", "cpu", False),  # fast_gru's hand-written backward beats torch's CPU GRU (rnnbench-bench)
+        ("gru", "auto", "cuda", True),
+        ("peephole_lstm", "auto", "cuda", False),
+        ("gru", "fused", "cpu", True),
+        ("lstm", "custom", "cuda", False),
+    ],
+)
+def test_auto_impl_picks_the_faster_path_per_device(cell: str, impl: str, device: str, fused: bool) -> None:
+    assert Recurrent(cell, 2, 3, impl=impl).fused_on(torch.device(device)) is fused

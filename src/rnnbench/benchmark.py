@@ -1,8 +1,9 @@
 """Train-step speed of every cell under the custom and fused paths, relative to plain `torch.nn.LSTM`.
 
-Why: the custom path (`layer.run_layer`, with `fast_lstm` for the LSTM family) must stay within a small factor of
-torch's fused kernels, or custom-cell comparisons measure the implementation rather than the cell. A train step is
-forward + backward of the sum of the outputs, gradients zeroed; the reported time is the median over `--repeats`
+Why: the custom path (`layer.run_layer`, with `fast_lstm` for the LSTM family and `fast_gru`) must stay within a
+small factor of torch's fused kernels, or custom-cell comparisons measure the implementation rather than the cell;
+and `impl=auto` takes whichever is faster (the GRU's custom path, on CPU). A train step is forward + backward of
+the sum of the outputs, gradients zeroed; the reported time is the median over `--repeats`
 steps after `--warmup` untimed ones. The models of one shape are timed round-robin (one step each per round) in
 this one process, so machine load and allocator state (glibc's MALLOC_* settings change the fused kernel's CPU
 speed) hit all of them alike; the ratio is to `torch.nn.LSTM` in the same run. `first ms` is the first step,

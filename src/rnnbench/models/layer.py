@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 
 from rnnbench.models.cells import CellSpec
+from rnnbench.models.fast_gru import gru_layer
 from rnnbench.models.fast_lstm import lstm_layer
 
-_FAST_CELLS = frozenset({"lstm", "peephole_lstm"})  # cells that `fast_lstm.lstm_layer` computes
+_FAST_LSTM_CELLS = frozenset({"lstm", "peephole_lstm"})  # cells that `fast_lstm.lstm_layer` computes
 _STEP_LOOP_ONLY: ContextVar[bool] = ContextVar("step_loop_only", default=False)  # per thread / task
 
 
@@ -63,11 +64,15 @@ def run_layer(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T).
 
-    LSTM-family cells take `fast_lstm.lstm_layer` (same results, hand-written backward) unless inside
-    `step_loop_only()`.
+    LSTM-family cells take `fast_lstm.lstm_layer` and the GRU `fast_gru.gru_layer` (same results, hand-written
+    backward) unless inside `step_loop_only()`.
     """
-    if spec.name in _FAST_CELLS and not _STEP_LOOP_ONLY.get():
-        return lstm_layer(gx, h, c, w_hh, peep, mask)
+    if not _STEP_LOOP_ONLY.get():
+        if spec.name in _FAST_LSTM_CELLS:
+            return lstm_layer(gx, h, c, w_hh, peep, mask)
+        if spec.name == "gru":
+            out, h_n = gru_layer(gx, h, w_hh, b_hh, mask)
+            return out, h_n, None
     outputs = []
     for t in range(gx.shape[0]):
         h_new, c_new = spec.step(gx[t], h, c, w_hh, b_hh, peep)

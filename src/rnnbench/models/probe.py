@@ -95,7 +95,7 @@ def probe(body: Recurrent, loss_fn: Callable[[Recurrent], Tensor]) -> ProbeResul
     """
     recorder = _Recorder(body.spec)
     twin = copy.deepcopy(body).eval()
-    twin.use_fused = False
+    twin.impl = "custom"
     twin.spec = replace(body.spec, step=recorder.step)
     with torch.enable_grad(), step_loop_only():
         loss = loss_fn(twin)

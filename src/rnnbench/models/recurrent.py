@@ -9,8 +9,10 @@ same `forward(x, state) -> (output, final_state)`, same state_dict keys (`weight
 - `custom`: the Python cells of `cells.py` looped by `layer.py`, needed for peepholes and for diagnostics that
   must see every gate.
 
-`impl="auto"` picks fused whenever the cell has a fused kernel. A state_dict saved under one impl loads under the
-other and gives the same outputs (tested to 1e-5).
+`impl="auto"` picks the faster of the two as measured (`rnnbench-bench`): fused wherever the cell has a fused kernel,
+except the GRU on CPU, where torch's kernel is a C++ cell loop under autograd and the custom path's hand-written
+backward (`fast_gru.py`) is faster. A state_dict saved under one impl loads under the other and gives the same
+outputs (tested to 1e-5).
 """
 
 from __future__ import annotations
@@ -105,7 +107,6 @@ class Recurrent(nn.Module):
         self.dropout = float(dropout)
         self.batch_first = batch_first
         self.impl = impl
-        self.use_fused = impl == "fused" or (impl == "auto" and self.spec.fused_mode is not None)
         self.residual = residual
         self.layer_norm = layer_norm
         self.forget_bias = forget_bias
@@ -185,7 +186,7 @@ class Recurrent(nn.Module):
         mask = step_mask(lengths, steps, x.device)
         inp, h_n, c_n = x, [], []
         for k in range(self.num_layers):
-            run = self._fused_layer if self.use_fused else self._custom_layer
+            run = self._fused_layer if self.fused_on(x.device) else self._custom_layer
             out, h_k, c_k = run(k, inp, h0[k], None if c0 is None else c0[k], lengths)
             inp = self._between_layers(k, inp, out)
             h_n.append(h_k)
@@ -202,6 +203,12 @@ class Recurrent(nn.Module):
         elif self.batch_first:
             inp = inp.transpose(0, 1)
         return inp, final
+
+    def fused_on(self, device: torch.device) -> bool:
+        """Whether `forward` takes torch's fused kernel on `device` (see the module docstring for `auto`)."""
+        if self.impl != "auto":
+            return self.impl == "fused"
+        return self.spec.fused_mode is not None and not (self.spec.name == "gru" and device.type == "cpu")
 
     def step(self, x: Tensor, state: RecurrentState | None = None) -> tuple[Tensor, RecurrentState]:
         """One time step of the whole stack: x (B, I) -> (output (B, H_last), final state shaped as `forward`'s).
@@ -338,9 +345,8 @@ class Recurrent(nn.Module):
         return F.linear(x, w["weight_ih"], bias), w["weight_hh"], b_hh, peep
 
     def extra_repr(self) -> str:
-        impl = "fused" if self.use_fused else "custom"
         return (
             f"cell={self.cell}, input_size={self.input_size}, hidden_size={self.layer_sizes}, "
-            f"bidirectional={self.bidirectional}, dropout={self.dropout}, impl={impl}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}, impl={self.impl}, "
             f"residual={self.residual}, layer_norm={self.layer_norm}"
         )

@@ -1,0 +1,104 @@
+"""fast_lstm's and fast_gru's hand-written BPTT equal the per-step autograd loop of run_layer (values, gradients)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnbench.models import layer
+from rnnbench.models.cells import get_cell
+from rnnbench.models.layer import run_layer, step_loop_only
+
+CELL_NAMES = ("lstm", "peephole_lstm", "gru")
+
+
+def _inputs(cell: str, masked: bool, steps: int = 7, batch: int = 5, hidden: int = 6, dtype=torch.float32):
+    """Leaves requiring grad, LSTM family (gx, h0, c0, w_hh, *peep) or GRU (gx, h0, w_hh, b_hh), and a mask."""
+    gen = torch.Generator().manual_seed(0)
+
+    def leaf(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return (scale * torch.randn(*shape, generator=gen, dtype=dtype)).requires_grad_()
+
+    lengths = torch.tensor([steps, 3, 1, steps - 2, steps][:batch])
+    mask = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(-1) if masked else None  # (T, B, 1)
+    if cell == "gru":
+        gx, h0 = leaf(steps, batch, 3 * hidden), leaf(batch, hidden)
+        return [gx, h0, leaf(3 * hidden, hidden, scale=0.5), leaf(3 * hidden)], mask
+    gx, h0, c0 = leaf(steps, batch, 4 * hidden), leaf(batch, hidden), leaf(batch, hidden)
+    w_hh = leaf(4 * hidden, hidden, scale=0.5)
+    peep = [leaf(hidden) for _ in range(3)] if cell == "peephole_lstm" else []
+    return [gx, h0, c0, w_hh, *peep], mask
+
+
+def _layer(cell: str, leaves: list[torch.Tensor], mask: torch.Tensor | None) -> list[torch.Tensor]:
+    """run_layer over the leaves of `_inputs`: [out, h_T] (+ c_T for the LSTM family)."""
+    if cell == "gru":
+        gx, h0, w_hh, b_hh = leaves
+        return list(run_layer(get_cell(cell), gx, h0, None, w_hh, b_hh, None, mask)[:2])
+    gx, h0, c0, w_hh, *peep = leaves
+    return list(run_layer(get_cell(cell), gx, h0, c0, w_hh, None, tuple(peep) or None, mask))
+
+
+def _run(cell: str, leaves: list[torch.Tensor], mask, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Outputs and the gradients of a random weighted sum of them w.r.t. every leaf."""
+    results = _layer(cell, leaves, mask)
+    loss = sum((r * w).sum() for r, w in zip(results, weights, strict=False))
+    return [r.detach() for r in results] + list(torch.autograd.grad(loss, leaves))
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_equals_step_loop(cell: str, masked: bool) -> None:
+    leaves, mask = _inputs(cell, masked)
+    weights = [torch.randn(7, 5, 6), torch.randn(5, 6), torch.randn(5, 6)]
+    fast = _run(cell, leaves, mask, weights)
+    with step_loop_only():
+        slow = _run(cell, leaves, mask, weights)
+    for got, want in zip(fast, slow, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if masked:  # output is zero past each sequence's end
+        assert torch.all(fast[0][~mask.expand_as(fast[0])] == 0)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_gradcheck(cell: str, masked: bool) -> None:
+    leaves, mask = _inputs(cell, masked, steps=4, batch=5, hidden=3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda *xs: tuple(_layer(cell, list(xs), mask)), leaves)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_fast_kernel_is_taken(cell: str) -> None:
+    """Outside step_loop_only the layer is one hand-written autograd node, not a per-step graph."""
+    leaves, _ = _inputs(cell, masked=False)
+    node = "_GRUFunctionBackward" if cell == "gru" else "_LSTMFunctionBackward"
+    assert type(_layer(cell, leaves, None)[0].grad_fn).__name__ == node
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_partial_requires_grad(cell: str) -> None:
+    """Only gx requires grad (frozen recurrent weights, constant state): the other gradients are skipped."""
+    leaves = [t.detach() for t in _inputs(cell, masked=False)[0]]
+    leaves[0].requires_grad_()
+    (grad,) = torch.autograd.grad(_layer(cell, leaves, None)[0].sum(), [leaves[0]])
+    with step_loop_only():
+        (grad_ref,) = torch.autograd.grad(_layer(cell, leaves, None)[0].sum(), [leaves[0]])
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_step_loop_only_forces_the_loop() -> None:
+    """Inside the context the graph is per-step cell ops (no fast node); it nests and restores on exit."""
+    leaves, _ = _inputs("lstm", masked=False)
+    gx, h0, c0, w_hh = leaves
+
+    def grad_fn_name() -> str:
+        return type(run_layer(get_cell("lstm"), gx, h0, c0, w_hh, None, None, None)[0].grad_fn).__name__
+
+    assert "LSTMFunction" in grad_fn_name()
+    with step_loop_only():
+        assert grad_fn_name() == "StackBackward0"
+        with step_loop_only():
+            pass
+        assert grad_fn_name() == "StackBackward0"
+    assert "LSTMFunction" in grad_fn_name()
+    assert not layer._STEP_LOOP_ONLY.get()
