@@ -5,12 +5,15 @@ H=64 GRU trained at T=200 took ~2.5x the LSTM's time (73 vs 29 ms per step, B=32
 GRU jobs were the longest of every sweep. As in `fast_lstm`, the forward saves the activations instead of a graph,
 the backward walks time in reverse computing only the deltas that recur (dh), and the recurrent weight and bias
 gradients of all steps are one matmul and one sum after the loop. The input projection stays hoisted and under
-autograd: its gradient is the stacked input-side deltas.
+autograd: its gradient is the stacked input-side deltas. (Computing the backward's dh-independent factors for all
+steps before the loop, three ops per step left in it, measured no faster at T=200 and 13% slower at B=64, H=128:
+whole-tensor passes stream from memory, as `fast_lstm` found.)
 
 torch.nn's GRU (gate order r, z, n; b_hh stays inside the reset gate's product):
     gh = h W_hh^T + b_hh,  r = sigmoid(gx_r + gh_r),  z = sigmoid(gx_z + gh_z),
     n = tanh(gx_n + r * gh_n),  h' = n + z * (h - n).
-Every tanh is 2 sigmoid(2x) - 1 (`fast_lstm` says why). The mask is `run_layer`'s: where it is False the state is
+The forward uses torch.tanh_ and torch.lerp (h' = lerp(n, h, z)): at these sizes one op beats `fast_lstm`'s
+sigmoid-based tanh, which takes four. The mask is `run_layer`'s: where it is False the state is
 carried unchanged and the output is zero. First-order gradients only (no double backward).
 """
 
@@ -22,8 +25,6 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnbench.models.fast_lstm import _tanh_from_sigmoid_
-
 
 def _forward(
     gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, mask: Tensor | None
@@ -31,12 +32,11 @@ def _forward(
     """Run the recurrence without autograd; returns (acts, gh, out, hs).
 
     acts (T, B, 3H): r, z, n; gh (T, B, 3H): h_{t-1} W_hh^T + b_hh (its n block is what r multiplied);
-    out (T, B, H): the new hidden states, not zeroed where masked; hs (T, B, H): the carried states h_1..h_T (the
-    tensor `out` itself without a mask).
+    out (T, B, H): the new hidden states, not zeroed where masked; hs (T, B, H): the carried states
+    h_1..h_T (the tensor `out` itself without a mask).
     """
     steps, batch, hidden3 = gx.shape
     hidden = hidden3 // 3
-    one = gx.new_ones(())
     w_t = w_hh.t()  # (H, 3H)
     acts = torch.empty_like(gx)
     gh = torch.empty_like(gx)
@@ -59,9 +59,8 @@ def _forward(
     for t, (gx_rz, gx_n, g, g_rz, g_n, a_rz, r, z, n, h_new) in enumerate(per_step):
         torch.addmm(b_hh, h, w_t, out=g)
         torch.add(gx_rz, g_rz, out=a_rz).sigmoid_()
-        a_n = torch.addcmul(gx_n, r, g_n, out=n)
-        _tanh_from_sigmoid_(a_n.add_(a_n).sigmoid_(), one)
-        torch.addcmul(n, z, h - n, out=h_new)
+        torch.addcmul(gx_n, r, g_n, out=n).tanh_()
+        torch.lerp(n, h, z, out=h_new)  # n + z (h - n)
         if mask is not None:
             h_new = torch.where(mask[t], h_new, h, out=hs[t])
         h = h_new
@@ -114,8 +113,12 @@ def _backward(
         d_r.mul_(d_n).mul_(g_n)
         dg_rz.copy_(d_rz)
         torch.mul(d_n, r, out=dg_n)
-        carry = dh_in * z if keep is None else torch.where(keep, dh * z, dh)
-        dh = torch.addmm(carry if base is None else carry + base, dg, w_hh)
+        if keep is None:
+            carry = dh * z if base is None else torch.addcmul(base, dh, z)
+        else:
+            carry = torch.where(keep, dh * z, dh)
+            carry = carry if base is None else carry.add_(base)
+        dh = torch.addmm(carry, dg, w_hh)
     dw_hh = db_hh = None
     if need_w:  # (3H, H) = sum_t dgh_t^T h_{t-1}: step 0 against h0, steps 1.. in one matmul; db_hh = sum_t dgh_t
         dw_hh = torch.addmm(dgh[0].t() @ h0, dgh[1:].view(-1, hidden3).t(), hs[:-1].reshape(-1, hidden))
