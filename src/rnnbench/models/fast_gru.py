@@ -26,6 +26,13 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
+def _gate_blocks(x: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
+    """Per-step views of a (T, B, 3H) gate-ordered tensor: its (r, z) block, then r, z and n, each unbound over
+    time (one unbind per block up front: cheaper than slicing inside the time loop)."""
+    bounds = ((0, 2 * hidden), (0, hidden), (hidden, 2 * hidden), (2 * hidden, 3 * hidden))
+    return [x[:, :, lo:hi].unbind(0) for lo, hi in bounds]
+
+
 def _forward(
     gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, mask: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -48,10 +55,7 @@ def _forward(
         gh.unbind(0),
         gh[:, :, : 2 * hidden].unbind(0),
         gh[:, :, 2 * hidden :].unbind(0),
-        acts[:, :, : 2 * hidden].unbind(0),
-        acts[:, :, :hidden].unbind(0),
-        acts[:, :, hidden : 2 * hidden].unbind(0),
-        acts[:, :, 2 * hidden :].unbind(0),
+        *_gate_blocks(acts, hidden),
         out.unbind(0),
         strict=True,
     )
@@ -87,15 +91,9 @@ def _backward(
     # Per step, with dh = dL/dh_t: dn = dh (1 - z) (1 - n^2), dz = dh (h_{t-1} - n) z (1 - z),
     # dr = dn gh_n r (1 - r); dgx = (dr, dz, dn), dgh = (dr, dz, dn r), dh_{t-1} = dh z + dgh W_hh.
     per_step = zip(
-        acts[:, :, : 2 * hidden].unbind(0),
-        acts[:, :, :hidden].unbind(0),
-        acts[:, :, hidden : 2 * hidden].unbind(0),
-        acts[:, :, 2 * hidden :].unbind(0),
+        *_gate_blocks(acts, hidden),
         gh[:, :, 2 * hidden :].unbind(0),
-        dgx[:, :, : 2 * hidden].unbind(0),
-        dgx[:, :, :hidden].unbind(0),
-        dgx[:, :, hidden : 2 * hidden].unbind(0),
-        dgx[:, :, 2 * hidden :].unbind(0),
+        *_gate_blocks(dgx, hidden),
         dgh.unbind(0),
         dgh[:, :, : 2 * hidden].unbind(0),
         dgh[:, :, 2 * hidden :].unbind(0),

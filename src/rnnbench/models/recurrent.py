@@ -185,8 +185,8 @@ class Recurrent(nn.Module):
 
         mask = step_mask(lengths, steps, x.device)
         inp, h_n, c_n = x, [], []
+        run = self._fused_layer if self.fused_on(x.device) else self._custom_layer
         for k in range(self.num_layers):
-            run = self._fused_layer if self.fused_on(x.device) else self._custom_layer
             out, h_k, c_k = run(k, inp, h0[k], None if c0 is None else c0[k], lengths)
             inp = self._between_layers(k, inp, out)
             h_n.append(h_k)
