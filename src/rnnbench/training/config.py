@@ -23,13 +23,14 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rnnbench.study.spec import StudyError, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
 TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
-NULLABLE_TOP_LEVEL = ("threads",)  # may be null; each is checked on its own in check_config
+NULLABLE_TOP_LEVEL = ("threads", "study")  # may be null; each is checked on its own in check_config
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
@@ -129,6 +130,11 @@ def check_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
+    if cfg.get("study") is not None:
+        try:
+            parse_study(OmegaConf.to_container(cfg.study, resolve=True))
+        except StudyError as err:
+            raise ConfigError(str(err)) from err
     known = {*TOP_LEVEL, *NULLABLE_TOP_LEVEL, *GROUPS}
     extra = sorted(set(cfg.keys()) - known)
     if extra:
