@@ -270,15 +270,23 @@ def test_forget_bias_lstm_family(cell: str, forget_bias: tuple[float, ...], expe
         assert b_ih[:h].abs().max() <= 1 / math.sqrt(h)  # other gates keep torch.nn's uniform init
 
 
-@pytest.mark.parametrize(("cell", "forget_bias"), [("rnn", 1.0), ("gru", 1.0), ("gru", 3.0), ("lstm", None)], ids=str)
+@pytest.mark.parametrize(("cell", "forget_bias"), [("rnn", 1.0), ("gru", 1.0), ("gru", None), ("lstm", None)], ids=str)
 def test_forget_bias_untouched(cell: str, forget_bias: float | None) -> None:
-    """rnn/gru (any forget_bias) and lstm with forget_bias=None initialise exactly like torch.nn under one seed."""
+    """rnn/gru (the default 1.0, or null) and lstm with forget_bias=None initialise exactly like torch.nn."""
     torch.manual_seed(7)
     model = Recurrent(cell, 3, 4, num_layers=2, bidirectional=True, forget_bias=forget_bias)
     torch.manual_seed(7)
     ref = TORCH_NN[cell](3, 4, 2, bidirectional=True)
     for (name, got), want in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(got, want), name
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+@pytest.mark.parametrize("forget_bias", [3.0, 0.0, "chrono"])
+def test_forget_bias_refused_without_a_forget_gate(cell: str, forget_bias: float | str) -> None:
+    """A non-default forget_bias on a cell without a forget gate fails in one line (not a silent duplicate run)."""
+    with pytest.raises(ValueError, match=rf"^forget_bias={forget_bias!r} applies to the LSTM family.*cell='{cell}'"):
+        Recurrent(cell, 3, 4, forget_bias=forget_bias, lag=50)
 
 
 # -- per-layer sizes, residual, layer norm ---------------------------------------------------------------------
@@ -334,10 +342,12 @@ def test_residual_with_projection(impl: str) -> None:
 
 
 @pytest.mark.parametrize("impl", ["custom", "fused"])
-def test_layer_norm_normalises_each_layer(impl: str) -> None:
-    """layer_norm=True applies LayerNorm to every layer's output; at init the output is zero-mean, unit-variance."""
+@pytest.mark.parametrize("layer_norm", ["output", True], ids=["output", "legacy-true"])
+def test_layer_norm_normalises_each_layer(impl: str, layer_norm: str | bool) -> None:
+    """layer_norm='output' (earlier configs' true) applies LayerNorm to every layer's output: zero-mean, unit-var."""
     torch.manual_seed(10)
-    model = Recurrent("lstm", 3, 5, num_layers=2, layer_norm=True, impl=impl)
+    model = Recurrent("lstm", 3, 5, num_layers=2, layer_norm=layer_norm, impl=impl)
+    assert model.layer_norm == "output" and [n for n, _ in model.named_children()] == ["layer_norm_l0", "layer_norm_l1"]
     x = torch.randn(2, 4, 3)
     out, _ = model(x)
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 4), atol=1e-5, rtol=0)
@@ -351,7 +361,7 @@ def test_layer_norm_normalises_each_layer(impl: str) -> None:
 def test_deep_residual_layernorm_stack_with_lengths(impl: str) -> None:
     """6-layer bidirectional residual+layer-norm stack: padding stays zero and never leaks into valid steps."""
     torch.manual_seed(11)
-    model = Recurrent("lstm", 4, 6, num_layers=6, bidirectional=True, residual=True, layer_norm=True, impl=impl)
+    model = Recurrent("lstm", 4, 6, num_layers=6, bidirectional=True, residual=True, layer_norm="output", impl=impl)
     x = torch.randn(3, 7, 4)
     lengths = torch.tensor([7, 3, 5])
     out, (h_n, _) = model(x, lengths=lengths)
@@ -381,6 +391,17 @@ def test_deep_residual_layernorm_stack_with_lengths(impl: str) -> None:
         ({"cell": "peephole_lstm", "impl": "fused"}, r"impl='fused' has no kernel for cell='peephole_lstm'.*'custom'"),
         ({"impl": "cudnn"}, r"impl must be one of auto, fused, custom, got 'cudnn'"),
         ({"cell": "gru", "nonlinearity": "relu"}, r"nonlinearity='relu' applies to cell='rnn' only"),
+        ({"layer_norm": "inside"}, r"^layer_norm must be one of none, cell, output, got 'inside'$"),
+        ({"layer_norm": "cell", "impl": "fused"}, r"^impl='fused' cannot run layer_norm='cell'.*'custom' or 'auto'$"),
+        (
+            {"cell": "peephole_lstm", "layer_norm": "cell"},
+            r"^layer_norm='cell' is defined for cell in gru, lstm, rnn, got cell='peephole_lstm'.*'output' or 'none'$",
+        ),
+        ({"forget_bias": "crono"}, r"^forget_bias must be a number, 'chrono' or null, got 'crono'$"),
+        ({"forget_bias": True}, r"^forget_bias must be a number, 'chrono' or null, got True$"),
+        ({"forget_bias": "chrono"}, r"^forget_bias='chrono' needs T_max: set chrono_t_max, or use a task"),
+        ({"forget_bias": "chrono", "chrono_t_max": 1}, r"^chrono_t_max must be an int >= 2 .*got 1$"),
+        ({"forget_bias": "chrono", "lag": 1}, r"^the task's lag must be an int >= 2 .*got 1$"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
@@ -457,7 +478,7 @@ def flat(state: Tensor | tuple | list) -> tuple[Tensor, ...]:
 @pytest.mark.parametrize(("cell", "impl"), CELL_IMPLS)
 @pytest.mark.parametrize(
     "kwargs",
-    [{"hidden_size": 5, "num_layers": 2}, {"hidden_size": [6, 4, 4], "residual": True, "layer_norm": True}],
+    [{"hidden_size": 5, "num_layers": 2}, {"hidden_size": [6, 4, 4], "residual": True, "layer_norm": "output"}],
     ids=["uniform", "sizes-residual-ln"],
 )
 def test_step_equals_forward_step_by_step(cell: str, impl: str, kwargs: dict) -> None:

@@ -59,23 +59,23 @@ def run_layer(
     c: Tensor | None,
     w_hh: Tensor,
     b_hh: Tensor | None,
-    peep: tuple[Tensor, Tensor, Tensor] | None,
+    extra: tuple[Tensor, ...] | None,
     mask: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T).
 
     LSTM-family cells take `fast_lstm.lstm_layer` and the GRU `fast_gru.gru_layer` (same results, hand-written
-    backward) unless inside `step_loop_only()`.
+    backward) unless inside `step_loop_only()`; other cells (the layer-normalised ones) always loop `spec.step`.
     """
     if not _STEP_LOOP_ONLY.get():
         if spec.name in _FAST_LSTM_CELLS:
-            return lstm_layer(gx, h, c, w_hh, peep, mask)
+            return lstm_layer(gx, h, c, w_hh, extra, mask)
         if spec.name == "gru":
             out, h_n = gru_layer(gx, h, w_hh, b_hh, mask)
             return out, h_n, None
     outputs = []
     for t in range(gx.shape[0]):
-        h_new, c_new = spec.step(gx[t], h, c, w_hh, b_hh, peep)
+        h_new, c_new = spec.step(gx[t], h, c, w_hh, b_hh, extra)
         if mask is not None:
             keep = mask[t]
             h_new = torch.where(keep, h_new, h)

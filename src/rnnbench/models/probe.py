@@ -56,14 +56,14 @@ class _Recorder:
         self.c: list[Tensor] = []  # (B, H_k) each
         self.gates: list[Tensor] = []  # (n_sigmoid_gates, B, H_k) each, detached
 
-    def step(self, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, peep: object) -> State:
-        h_new, c_new = self.spec.step(gx, h, c, w_hh, b_hh, peep)
+    def step(self, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, extra: object) -> State:
+        h_new, c_new = self.spec.step(gx, h, c, w_hh, b_hh, extra)
         self.h.append(h_new)
         if c_new is not None:
             self.c.append(c_new)
         if self.spec.gate_fn is not None:
             with torch.no_grad():
-                acts = dict(zip(self.spec.gate_names, self.spec.gate_fn(gx, h, c, w_hh, b_hh, peep), strict=True))
+                acts = dict(zip(self.spec.gate_names, self.spec.gate_fn(gx, h, c, w_hh, b_hh, extra), strict=True))
             self.gates.append(torch.stack([acts[name] for name in self.sigmoid_gates]))
         return h_new, c_new
 

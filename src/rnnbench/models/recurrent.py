@@ -13,6 +13,17 @@ same `forward(x, state) -> (output, final_state)`, same state_dict keys (`weight
 except the GRU on CPU, where torch's kernel is a C++ cell loop under autograd and the custom path's hand-written
 backward (`fast_gru.py`) is faster. A state_dict saved under one impl loads under the other and gives the same
 outputs (tested to 1e-5).
+
+Two factors of the seed's studies live here:
+- `forget_bias` (LSTM family): the initial forget-gate bias, a number (1.0: Jozefowicz et al. 2015; gates keep
+  sigmoid(1) = 0.73 of the cell per step at init), or "chrono" (Tallec & Ollivier 2018, "Can recurrent neural
+  networks warp time?"): per unit b_f = log(u), u ~ U(1, T_max - 1), and b_i = -b_f, so forget-gate time constants
+  spread log-uniformly up to T_max. T_max is `chrono_t_max`, else the task's `lag` (handed over in
+  `model_kwargs()`). The values sit in bias_ih with bias_hh's i and f slices zeroed: both impls add the two, so it
+  is an initialisation every impl keeps, and the draw comes from torch's RNG after the weights (deterministic
+  under the seed; the weights equal those of a numeric forget_bias under the same seed).
+- `layer_norm`: "none"; "output" (a LayerNorm on each layer's output, any cell and impl); or "cell" (Ba et al.
+  2016 inside every step, `layer_norm.py`: lstm, gru, rnn; custom path only, `auto` picks it).
 """
 
 from __future__ import annotations
@@ -27,8 +38,11 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnbench.models.cells import CellSpec, get_cell
 from rnnbench.models.layer import reverse_padded, run_layer, step_mask
+from rnnbench.models.layer_norm import get_layer_norm_cell
 
 IMPLS = ("auto", "fused", "custom")
+LAYER_NORMS = ("none", "cell", "output")
+CHRONO = "chrono"
 RecurrentState = Tensor | tuple[Tensor, Tensor] | list
 
 
@@ -49,6 +63,40 @@ def _hold_cell_on_padding(x: Tensor, weight_ih: Tensor, mask: Tensor) -> tuple[T
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_layer_norm(value: object) -> str:
+    """One of LAYER_NORMS; the bools of earlier configs (true meant a LayerNorm on each layer's output) map on."""
+    if isinstance(value, bool):
+        return "output" if value else "none"
+    if value not in LAYER_NORMS:
+        raise ValueError(f"layer_norm must be one of {', '.join(LAYER_NORMS)}, got {value!r}")
+    return str(value)
+
+
+def _check_forget_bias(value: object, cell: str, has_cell: bool) -> float | str | None:
+    """A number, "chrono" or None; cells without a forget gate take only the shared default 1.0 or None."""
+    if value != CHRONO and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"forget_bias must be a number, {CHRONO!r} or null, got {value!r}")
+    if not has_cell and value not in (1.0, None):
+        raise ValueError(
+            f"forget_bias={value!r} applies to the LSTM family (lstm, peephole_lstm); cell={cell!r} has no forget "
+            "gate: leave it at 1.0 (the default, ignored) or null"
+        )
+    return value if value in (CHRONO, None) else float(value)
+
+
+def _chrono_t_max(chrono_t_max: object, lag: object) -> int:
+    """T_max for the chrono init: chrono_t_max if set, else the task's lag; an int >= 2 (U(1, T_max - 1))."""
+    value = lag if chrono_t_max is None else chrono_t_max
+    if value is None:
+        raise ValueError(
+            f"forget_bias={CHRONO!r} needs T_max: set chrono_t_max, or use a task that states its lag (model_kwargs)"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        key = "chrono_t_max" if chrono_t_max is not None else "the task's lag"
+        raise ValueError(f"{key} must be an int >= 2 for forget_bias={CHRONO!r}, got {value!r}")
     return value
 
 
@@ -81,16 +129,30 @@ class Recurrent(nn.Module):
         batch_first: bool = True,
         impl: str = "auto",
         residual: bool = False,
-        layer_norm: bool = False,
-        forget_bias: float | None = 1.0,
+        layer_norm: str = "none",
+        forget_bias: float | str | None = 1.0,
         nonlinearity: str = "tanh",
+        chrono_t_max: int | None = None,
+        lag: int | None = None,
     ) -> None:
+        """Arguments as torch.nn.LSTM's where they share a name; `lag` is the task's longest dependency (steps), the
+        default T_max of forget_bias="chrono"; chrono_t_max overrides it. Both are read by the chrono init only."""
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be one of tanh, relu, got {nonlinearity!r}")
         if nonlinearity == "relu" and cell != "rnn":
             raise ValueError(f"nonlinearity='relu' applies to cell='rnn' only, got cell={cell!r}")
         self.spec: CellSpec = get_cell("rnn_relu" if nonlinearity == "relu" else cell)
+        self.layer_norm = _check_layer_norm(layer_norm)
+        if self.layer_norm == "cell":
+            if impl == "fused":
+                raise ValueError(
+                    "impl='fused' cannot run layer_norm='cell' (it normalises inside the cell step, which torch's "
+                    "kernels do not); use impl='custom' or 'auto'"
+                )
+            self.spec = get_layer_norm_cell(self.spec.name)
+        self.forget_bias = _check_forget_bias(forget_bias, cell, self.spec.has_cell)
+        self.chrono_t_max = _chrono_t_max(chrono_t_max, lag) if self.forget_bias == CHRONO else None
         self.input_size = _check_positive_int("input_size", input_size)
         self.layer_sizes = _layer_sizes(hidden_size, num_layers)
         if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
@@ -108,8 +170,6 @@ class Recurrent(nn.Module):
         self.batch_first = batch_first
         self.impl = impl
         self.residual = residual
-        self.layer_norm = layer_norm
-        self.forget_bias = forget_bias
         self._build_parameters()
         self.reset_parameters()
 
@@ -129,20 +189,24 @@ class Recurrent(nn.Module):
                 self.register_parameter(f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(gates * size, size)))
                 self.register_parameter(f"bias_ih_l{k}{sfx}", nn.Parameter(torch.empty(gates * size)))
                 self.register_parameter(f"bias_hh_l{k}{sfx}", nn.Parameter(torch.empty(gates * size)))
-                if self.spec.peepholes:
-                    for gate in "ifo":
-                        self.register_parameter(f"weight_p{gate}_l{k}{sfx}", nn.Parameter(torch.empty(size)))
+                for extra, width, _ in self.spec.extra:  # peepholes, cell layer norm (`CellSpec.extra`)
+                    self.register_parameter(f"{extra}_l{k}{sfx}", nn.Parameter(torch.empty(width * size)))
             out_size = self.num_directions * size
             if self.residual and k > 0 and in_size != out_size:
                 self.add_module(f"residual_proj_l{k}", nn.Linear(in_size, out_size, bias=False))
-            if self.layer_norm:
+            if self.layer_norm == "output":
                 self.add_module(f"layer_norm_l{k}", nn.LayerNorm(out_size))
 
     def reset_parameters(self) -> None:
-        """torch.nn's init (uniform +-1/sqrt(H)), then the LSTM forget-gate bias (Jozefowicz et al. 2015)."""
+        """torch.nn's init (uniform +-1/sqrt(H)) in torch.nn's order, the cell's constant-init weights (layer-norm
+        gains 1, biases 0), then the LSTM forget-gate bias: a number (Jozefowicz et al. 2015) or chrono."""
+        constant = {name: value for name, _, value in self.spec.extra if value is not None}
         for name, param in self.named_parameters(recurse=False):
-            layer = int(name.split("_l")[-1].split("_")[0])
-            bound = 1.0 / math.sqrt(self.layer_sizes[layer])
+            base, _, rest = name.rpartition("_l")
+            if base in constant:
+                nn.init.constant_(param, constant[base])
+                continue
+            bound = 1.0 / math.sqrt(self.layer_sizes[int(rest.split("_")[0])])
             nn.init.uniform_(param, -bound, bound)
         for module in self.children():
             module.reset_parameters()
@@ -150,15 +214,25 @@ class Recurrent(nn.Module):
             with torch.no_grad():
                 for k, size in enumerate(self.layer_sizes):
                     for sfx in self._suffixes():
-                        getattr(self, f"bias_ih_l{k}{sfx}")[size : 2 * size].fill_(self.forget_bias)
-                        getattr(self, f"bias_hh_l{k}{sfx}")[size : 2 * size].zero_()
+                        self._init_forget_gate(getattr(self, f"bias_ih_l{k}{sfx}"), getattr(self, f"bias_hh_l{k}{sfx}"))
+
+    def _init_forget_gate(self, bias_ih: Tensor, bias_hh: Tensor) -> None:
+        """Write the forget-gate init into bias_ih (gate order i, f, g, o) and zero bias_hh's matching slices, so
+        the sum every impl uses is exactly it. Chrono: b_f = log U(1, T_max - 1) per unit, b_i = -b_f."""
+        size = bias_ih.shape[0] // 4
+        if self.forget_bias == CHRONO:
+            b_f = bias_ih.new_empty(size).uniform_(1.0, self.chrono_t_max - 1.0).log_()  # (H,)
+            bias_ih[size : 2 * size] = b_f
+            bias_ih[:size] = -b_f
+            bias_hh[: 2 * size].zero_()
+        else:
+            bias_ih[size : 2 * size].fill_(self.forget_bias)
+            bias_hh[size : 2 * size].zero_()
 
     def layer_weights(self, layer: int, direction: int) -> dict[str, Tensor]:
         """The named weights of one layer and direction, keys without the `_l{k}` suffix."""
         sfx = f"_l{layer}{self._suffixes()[direction]}"
-        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-        if self.spec.peepholes:
-            names += ["weight_pi", "weight_pf", "weight_po"]
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", *(name for name, _, _ in self.spec.extra)]
         return {n: getattr(self, n + sfx) for n in names}
 
     # -- forward ------------------------------------------------------------------------------------------
@@ -191,7 +265,7 @@ class Recurrent(nn.Module):
             inp = self._between_layers(k, inp, out)
             h_n.append(h_k)
             c_n.append(c_k)
-        if mask is not None and (self.residual or self.layer_norm):
+        if mask is not None and (self.residual or self.layer_norm == "output"):
             inp = inp * mask
         final = self._final_state(h_n, c_n)
         if packed_input:
@@ -225,19 +299,19 @@ class Recurrent(nn.Module):
         h0, c0 = self._initial_state(state, x.shape[0], x)
         inp, h_n, c_n = x, [], []
         for k in range(self.num_layers):
-            gx, w_hh, b_hh, peep = self._cell_inputs(k, 0, inp)
-            h, c = self.spec.step(gx, h0[k][0], None if c0 is None else c0[k][0], w_hh, b_hh, peep)
+            gx, w_hh, b_hh, extra = self._cell_inputs(k, 0, inp)
+            h, c = self.spec.step(gx, h0[k][0], None if c0 is None else c0[k][0], w_hh, b_hh, extra)
             inp = self._between_layers(k, inp, h)
             h_n.append(h.unsqueeze(0))
             c_n.append(None if c is None else c.unsqueeze(0))
         return inp, self._final_state(h_n, c_n)
 
     def _between_layers(self, k: int, inp: Tensor, out: Tensor) -> Tensor:
-        """Layer k's output as the next layer's input: + residual (from layer 2 on), layer norm, dropout."""
+        """Layer k's output as the next layer's input: + residual (from layer 2 on), output layer norm, dropout."""
         if self.residual and k > 0:
             proj = getattr(self, f"residual_proj_l{k}", None)
             out = out + (inp if proj is None else proj(inp))
-        if self.layer_norm:
+        if self.layer_norm == "output":
             out = getattr(self, f"layer_norm_l{k}")(out)
         if k < self.num_layers - 1 and self.dropout > 0:
             out = F.dropout(out, self.dropout, self.training)
@@ -323,8 +397,8 @@ class Recurrent(nn.Module):
         mask = step_mask(lengths, inp.shape[0], inp.device)
         outs, hs, cs = [], [], []
         for d in range(self.num_directions):
-            gx, w_hh, b_hh, peep = self._cell_inputs(k, d, inp if d == 0 else reverse_padded(inp, lengths))
-            out, h, c = run_layer(self.spec, gx, h0[d], None if c0 is None else c0[d], w_hh, b_hh, peep, mask)
+            gx, w_hh, b_hh, extra = self._cell_inputs(k, d, inp if d == 0 else reverse_padded(inp, lengths))
+            out, h, c = run_layer(self.spec, gx, h0[d], None if c0 is None else c0[d], w_hh, b_hh, extra, mask)
             outs.append(out if d == 0 else reverse_padded(out, lengths))
             hs.append(h)
             cs.append(c)
@@ -333,20 +407,19 @@ class Recurrent(nn.Module):
 
     def _cell_inputs(
         self, k: int, d: int, x: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor] | None]:
-        """What the Python cells take for layer k, direction d: (gx, w_hh, b_hh, peepholes).
+    ) -> tuple[Tensor, Tensor, Tensor | None, tuple[Tensor, ...] | None]:
+        """What the Python cells take for layer k, direction d: (gx, w_hh, b_hh, extra), by `CellSpec.inputs`.
 
-        gx = x W_ih^T + b_ih (+ b_hh where the cell allows folding it) for x (..., I): over all steps at once when x
-        is a sequence, which hoists the input projection out of the time loop."""
+        gx = x W_ih^T + b_ih (+ b_hh where the cell allows folding it) for x (..., I), or the cell's own form: over
+        all steps at once when x is a sequence, which hoists the input projection out of the time loop."""
         w = self.layer_weights(k, d)
-        bias = w["bias_ih"] + w["bias_hh"] if self.spec.fold_b_hh else w["bias_ih"]
-        b_hh = None if self.spec.fold_b_hh else w["bias_hh"]
-        peep = (w["weight_pi"], w["weight_pf"], w["weight_po"]) if self.spec.peepholes else None
-        return F.linear(x, w["weight_ih"], bias), w["weight_hh"], b_hh, peep
+        gx, b_hh, extra = self.spec.inputs(self.spec, x, w)
+        return gx, w["weight_hh"], b_hh, extra
 
     def extra_repr(self) -> str:
         return (
             f"cell={self.cell}, input_size={self.input_size}, hidden_size={self.layer_sizes}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, impl={self.impl}, "
-            f"residual={self.residual}, layer_norm={self.layer_norm}"
+            f"residual={self.residual}, layer_norm={self.layer_norm}, forget_bias={self.forget_bias}"
+            + (f", chrono_t_max={self.chrono_t_max}" if self.chrono_t_max is not None else "")
         )

@@ -191,9 +191,15 @@ class SequenceTask(pl.LightningDataModule):
         raise NotImplementedError
 
     # -- shared machinery ---------------------------------------------------------------------------------
+    @property
+    def lag(self) -> int:
+        """The longest input-to-target dependency, in steps: the chrono forget-gate init's default T_max. The
+        sequence length bounds every dependency; a task whose inputs run longer than seq_len may override it."""
+        return self.seq_len
+
     def model_kwargs(self) -> dict[str, Any]:
-        """What the model config cannot know: sizes fixed by the data (input features, vocabularies)."""
-        return {"input_size": self.input_size}
+        """What the model config cannot know: sizes fixed by the data (input features, vocabularies), the lag."""
+        return {"input_size": self.input_size, "lag": self.lag}
 
     def check_model_class(self, model_cls: type) -> None:
         """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`."""
