@@ -169,7 +169,10 @@ def test_the_notes_are_cached_and_never_parsed_twice(tmp_path: Path, monkeypatch
     save_notes(cache_file(str(tmp_path), None), read_notes(path))
     subset = load_notes(str(tmp_path), 5)
     assert subset.names == read_notes(path).names[:5] and len(subset.notes) == 5
-    assert ChoralesTask(cache_dir=str(tmp_path)).model_kwargs() == {"input_size": N_PITCHES}  # builds, parses nothing
+    assert ChoralesTask(cache_dir=str(tmp_path)).model_kwargs() == {
+        "input_size": N_PITCHES,
+        "lag": 32,
+    }  # parses nothing
 
 
 @pytest.mark.parametrize(

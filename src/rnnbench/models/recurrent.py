@@ -212,7 +212,7 @@ class Recurrent(nn.Module):
             module.reset_parameters()
         if self.spec.has_cell and self.forget_bias is not None:
             with torch.no_grad():
-                for k, size in enumerate(self.layer_sizes):
+                for k in range(self.num_layers):
                     for sfx in self._suffixes():
                         self._init_forget_gate(getattr(self, f"bias_ih_l{k}{sfx}"), getattr(self, f"bias_hh_l{k}{sfx}"))
 
