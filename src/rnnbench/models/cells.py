@@ -107,7 +107,7 @@ PEEPHOLES = (("weight_pi", 1, None), ("weight_pf", 1, None), ("weight_po", 1, No
 
 @dataclass(frozen=True)
 class CellSpec:
-    """What the stack needs to know about a cell: gate count, memory cell, peepholes, fused kernel name."""
+    """What the stack needs to know about a cell: gates, memory cell, fused kernel, extra weights, input projection."""
 
     name: str
     gates: int

@@ -95,8 +95,11 @@ def _chrono_t_max(chrono_t_max: object, lag: object) -> int:
             f"forget_bias={CHRONO!r} needs T_max: set chrono_t_max, or use a task that states its lag (model_kwargs)"
         )
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        key = "chrono_t_max" if chrono_t_max is not None else "the task's lag"
-        raise ValueError(f"{key} must be an int >= 2 for forget_bias={CHRONO!r}, got {value!r}")
+        if chrono_t_max is None:
+            raise ValueError(
+                f"forget_bias={CHRONO!r} needs T_max >= 2 and the task's lag is {value!r}: set chrono_t_max"
+            )
+        raise ValueError(f"chrono_t_max must be an int >= 2 (chrono draws U(1, T_max - 1)), got {value!r}")
     return value
 
 
