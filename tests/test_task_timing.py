@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnnbench.tasks.base import binary_entropy
-from rnnbench.tasks.timing import TimingTask, gts_hits, spike_probability
+from rnnbench.tasks.timing import TimingTask, all_timed_probability, gts_hits, spike_probability
 from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.train import train
 
@@ -84,11 +84,30 @@ def test_gts_hits_on_a_hand_checked_train() -> None:
     assert timed[0].tolist() == [0, 1, 1] + [0] * 10
 
 
-def timed_acc(task: TimingTask, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> float:
-    """timed_acc through the task's own metric, as the module computes it."""
+def timed_acc(task: TimingTask, pred: torch.Tensor, batch: dict[str, torch.Tensor], metric: str = "timed_acc") -> float:
+    """timed_acc (or seq_acc) through the task's own metrics, as the module computes them."""
     metrics = task.make_metrics()
     metrics.update(*task.metric_inputs(pred, batch))
-    return metrics.compute()["timed_acc"].item()
+    return metrics.compute()[metric].item()
+
+
+def test_seq_acc_counts_a_sequence_only_when_every_spike_is_timed() -> None:
+    task = TimingTask(seq_len=60, variant="msd", interval=6, max_offset=3, **SMALL)
+    batch = split("msd", seq_len=60, interval=6, max_offset=3)
+    exact = batch["y"].unsqueeze(-1).clone()
+    assert timed_acc(task, exact, batch, "seq_acc") == 1.0
+    first = batch["mask"].float().argmax(1)  # each sequence's first scored spike
+    exact[:16, :, 0][torch.arange(16), first[:16]] += 1.0  # one wrong spike in half the sequences
+    assert timed_acc(task, exact, batch, "seq_acc") == 0.5
+    assert timed_acc(task, exact, batch) == pytest.approx(1 - 16 / batch["mask"].sum().item())
+
+
+def test_all_timed_probability_by_hand() -> None:
+    assert all_timed_probability(6, 2, np.array([True, True])) == pytest.approx(1.0)
+    assert all_timed_probability(6, 2, np.array([False, False])) == 0.0
+    # F = 2, T = 6, only offset 0 timed. Start 0 (1/2): spike 2 (I=0, else 3 fails), then 4 (I=0; 5 fails): 1/4.
+    # Start 1 (1/2): spike 3 (I=0, else 4 fails), then 5 (timed) or 6 (outside): 1/2.
+    assert all_timed_probability(6, 2, np.array([True, False])) == pytest.approx((1 / 4 + 1 / 2) / 2)
 
 
 def test_gts_scoring_of_perfect_shifted_spamming_and_silent_outputs() -> None:
@@ -111,12 +130,14 @@ def test_msd_baseline_matches_the_best_constant() -> None:
     task = TimingTask(seq_len=100, variant="msd", interval=10, max_offset=4, tolerance=1, **SMALL)
     batch = split("msd", n_test=2000, seq_len=100, interval=10, max_offset=4)
     base = task.baseline()
-    assert base == pytest.approx({"loss": 2.0, "timed_acc": 3 / 5})  # Var U{0..4} = 2; |2 - I| <= 1 for 3 of 5
+    assert base["loss"] == 2.0 and base["timed_acc"] == pytest.approx(3 / 5)  # Var U{0..4} = 2; |2 - I| <= 1: 3 of 5
     constant = torch.full((*batch["y"].shape, 1), 2.0)
     assert task.loss(constant, batch).item() == pytest.approx(base["loss"], abs=0.06)
     assert timed_acc(task, constant, batch) == pytest.approx(base["timed_acc"], abs=0.02)
     for other in (0.0, 4.0):  # a constant at the edge covers only 2 of the 5 offsets
         assert timed_acc(task, torch.full_like(constant, other), batch) < base["timed_acc"] - 0.1
+    best = max(timed_acc(task, torch.full_like(constant, c), batch, "seq_acc") for c in range(5))
+    assert best == pytest.approx(base["seq_acc"], abs=0.03) and 0 < base["seq_acc"] < base["timed_acc"]
 
 
 def test_gts_baseline_matches_the_best_memoryless_predictor() -> None:
@@ -126,6 +147,7 @@ def test_gts_baseline_matches_the_best_memoryless_predictor() -> None:
     echo = (batch["spikes"] * 2 - 1).unsqueeze(-1)  # fire on every input spike
     assert base["timed_acc"] == 1 / 5
     assert timed_acc(task, echo, batch) == pytest.approx(base["timed_acc"], abs=0.02)
+    assert timed_acc(task, echo, batch, "seq_acc") == pytest.approx(base["seq_acc"], abs=0.02)
     # Loss: the entropy of y given x, pooled over all steps of the data, is what the analytic formula predicts.
     x, y = batch["spikes"].flatten(), batch["y"].flatten()
     empirical = sum((x == v).float().mean().item() * binary_entropy(y[x == v].mean().item()) for v in (0.0, 1.0))
@@ -167,5 +189,22 @@ def test_smoke_run_finishes_with_the_task_metrics(task: str, variant: str, tmp_p
     record = train(cfg, tmp_path / "run")
     assert record["status"] == "finished"
     assert record["task"] == f"timing_{variant}"  # the two problems are reported apart, never averaged together
-    assert set(record["test"]) == {"test/loss", "test/timed_acc"}
+    assert set(record["test"]) == {"test/loss", "test/timed_acc", "test/seq_acc"}
     assert 0 <= record["test"]["test/timed_acc"] <= 1 and record["baseline"]["timed_acc"] == 1 / 5
+
+
+def test_paper_regime_configs_tell_apart_49_and_50_and_time_50_steps() -> None:
+    from hydra.utils import instantiate
+
+    msd = instantiate(compose_config(["task=timing_msd", *(f"task.{k}={v}" for k, v in SMALL.items())]).task)
+    gts = instantiate(compose_config(["task=timing_gts", *(f"task.{k}={v}" for k, v in SMALL.items())]).task)
+    assert (msd.label, gts.label) == ("timing_msd", "timing_gts")
+    msd.setup()
+    spikes = msd.splits["test"].columns["spikes"].numpy()
+    gaps = np.concatenate([np.diff(np.flatnonzero(row)) for row in spikes])
+    assert set(gaps.tolist()) == {49, 50}
+    assert msd.baseline()["timed_acc"] == 0.5 and msd.baseline()["seq_acc"] == pytest.approx(0.1237, abs=1e-4)
+    gts.setup()
+    batch = gts.collate(gts.splits["test"].columns)
+    for x, y in zip(batch["spikes"], batch["y"], strict=True):
+        assert (torch.nonzero(y).flatten() - 50).tolist() == [t for t in torch.nonzero(x).flatten().tolist() if t < 150]
