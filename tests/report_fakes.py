@@ -17,6 +17,12 @@ TASK_CONFIG = {
     "cache_dir": None,
 }
 PARAMS = {"lstm": 17473, "gru": 13121}
+STUDY = {  # the block a sweep file declares; every run records it in its config
+    "claim": "GRU matches LSTM accuracy with fewer parameters.",
+    "compare": "model.cell",
+    "reference": "lstm",
+    "hypotheses": [{"id": "gru_similar", "variant": "gru", "relation": "similar", "margin": 0.1}],
+}
 
 
 def fake_record(cell: str, seed: int, value: float | None, status: str = "finished") -> dict[str, Any]:
@@ -38,6 +44,7 @@ def fake_record(cell: str, seed: int, value: float | None, status: str = "finish
             "seed": seed,
             "model": {"_target_": "rnnbench.models.recurrent.Recurrent", "cell": cell, "hidden_size": 64},
             "task": {**TASK_CONFIG, "data_seed": seed},
+            "study": STUDY,
         },
         "primary_metric": "mse",
         "higher_is_better": False,
@@ -58,3 +65,54 @@ def fake_sweep() -> list[dict[str, Any]]:
         fake_record("gru", 2, None, status="failed"),
         fake_record("gru", 3, None, status="diverged"),
     ]
+
+
+def study_record(
+    variant: str,
+    seed: int,
+    value: float | None,
+    study: dict[str, Any],
+    *,
+    task: str = "temporal_order",
+    status: str = "finished",
+    seq_len: int = 50,
+    baseline: float = 0.25,
+    stage: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A run of an accuracy task (higher is better, perfect 1.0) whose variant is `model.cell`; `fields` adds or
+    replaces record fields (solved, steps_to_solve, max_steps, best_val, tuning, ...) and `config.*` keys."""
+    config_fields = {k.removeprefix("config."): v for k, v in fields.items() if k.startswith("config.")}
+    config = {
+        "experiment": "study",
+        "seed": seed,
+        "stage": stage,
+        "model": {"_target_": "rnnbench.models.recurrent.Recurrent", "cell": variant, "hidden_size": 64},
+        "task": {"_target_": "rnnbench.tasks.temporal_order.TemporalOrderTask", "seq_len": seq_len, "data_seed": seed},
+        "optim": {"optimizer": {"lr": 0.01}},
+        "study": study,
+    }
+    for dotted, v in config_fields.items():
+        node = config
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = v
+    record = {
+        "status": status,
+        "task": task,
+        "experiment": "study",
+        "seed": seed,
+        "stage": stage,
+        "overrides": [f"model={variant}", f"seed={seed}", f"task.seq_len={seq_len}"],
+        "config": config,
+        "primary_metric": "acc",
+        "higher_is_better": True,
+        "baseline": {"acc": baseline},
+        "test": {} if value is None or stage == "tune" else {"test/acc": value},
+        "beats_baseline": None if value is None else value - baseline > 0.1 * (1 - baseline),
+        "num_parameters": 1000,
+        "history": [{"epoch": 0, "step": 10, "val/acc": value if value is not None else "nan"}],
+    }
+    record.update({k: v for k, v in fields.items() if not k.startswith("config.")})
+    return record

@@ -10,8 +10,8 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
 from rnnbench.reports.claims import CLAIMS
+
 from rnnbench.reports.rows import lookup
 from rnnbench.tasks.seq_digits import SOURCES
 from rnnbench.training.config import _resource_dir, compose_config, config_dir, group_options

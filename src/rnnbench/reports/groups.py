@@ -2,7 +2,8 @@
 
 A cell's runs are seeds of one configuration: they may differ in the seed (and `task.data_seed`, which follows it),
 the compared key(s), the factor, paths and run names, and the keys a study legitimately varies per run (the tuned
-key of evaluation runs, `tuned`, the study block itself); nothing else. Tuning and evaluation runs are never pooled
+key: each tuning run tries a value, each evaluation run carries its variant's choice; `tuned`, the path of the
+selection; the study block itself); nothing else. Tuning and evaluation runs are never pooled
 (the stage is part of the cell). Where runs of one (stage, task, factor, variant) differ in another key, that key's
 value becomes part of the cell's `setting`, so they form separate groups that are compared only with runs of the
 same setting; the report lists those keys. Two runs of one cell with the same seed (the same job reported twice,
@@ -67,8 +68,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def free_keys(study: Study, stage: str) -> set[str]:
     """The config keys runs of one cell may differ in, beyond FREE_KEYS / FREE_PREFIXES."""
     keys = {*study.compare, *([study.factor] if study.factor else [])}
-    if study.tuning is not None and stage == "eval":
-        keys.add(study.tuning.key)  # each evaluation run carries its own variant's tuned value
+    if study.tuning is not None:  # tuning runs try each value; each evaluation run carries its variant's choice
+        keys.add(study.tuning.key)
     return keys
 
 
@@ -111,14 +112,14 @@ def cells(rows: Iterable[Row], study: Study) -> tuple[dict[CellKey, list[Row]], 
         keys = splits.get((stage, row.task), [])
         setting = ", ".join(f"{k}={json.loads(flat[k]) if k in flat else None}" for k in keys)
         grouped.setdefault(CellKey(stage, row.task, setting, row.x, row.variant), []).append(row)
-    for key, members in grouped.items():
-        seeds = sorted(r.seed for r in members)
+    for key, members in grouped.items():  # a tuning cell holds each seed once per tuned value
+        seeds = sorted((r.seed, r.tuned if key.stage == "tune" else None) for r in members)
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
-            runs = sorted(r.run for r in members if r.seed == repeated[0])
+            runs = sorted(r.run for r in members if (r.seed, r.tuned if key.stage == "tune" else None) == repeated[0])
             where = f"{key.task}{f' [{key.setting}]' if key.setting else ''}"
             at = "" if key.x is None else f" at {study.factor}={key.x:g}"
-            same = f"{len(runs)} {key.stage} runs of {where}, {key.variant}{at} have seed {repeated[0]}"
+            same = f"{len(runs)} {key.stage} runs of {where}, {key.variant}{at} have seed {repeated[0][0]}"
             raise PoolingError(
                 f"{same} ({'; '.join(runs)}): the same job reported twice (two sweep folders?); pass one folder per job"
             )
