@@ -116,3 +116,72 @@ def study_record(
     }
     record.update({k: v for k, v in fields.items() if not k.startswith("config.")})
     return record
+
+
+FIXTURE_STUDY = {
+    "claim": "GRU solves temporal order sooner than LSTM, more so at long lags.",
+    "compare": "model.cell",
+    "reference": "lstm",
+    "factor": "task.seq_len",
+    "seeds": [0, 1, 2],
+    "tuning": {"key": "optim.optimizer.lr", "grid": [0.001, 0.01], "seeds": [1000], "per_factor": "each"},
+    "hypotheses": [
+        {"id": "gru_faster", "variant": "gru", "relation": "faster"},
+        {"id": "gru_similar", "variant": "gru", "relation": "similar", "margin": 0.1, "factor": {"max": 10}},
+        {"id": "gru_long", "variant": "gru", "relation": "interaction"},
+    ],
+}
+
+
+def fixture_records() -> list[dict[str, Any]]:
+    """A small study (the committed report fixture, tests/data/reports/fixture): tuning and evaluation records of
+    lstm and gru on temporal order at T = 10 and 50, with solve criteria and steps to solve."""
+    records = []
+    for seq_len in (10, 50):
+        for cell in ("lstm", "gru"):
+            for lr, acc in ((0.001, 0.6), (0.01, 0.9 if cell == "gru" or seq_len == 10 else 0.4)):
+                tuned = {"config.optim.optimizer.lr": lr, "config.stage": "tune"}
+                best = {"val/acc": acc, "step": 400}
+                records.append(
+                    study_record(
+                        cell,
+                        1000,
+                        None,
+                        FIXTURE_STUDY,
+                        stage="tune",
+                        seq_len=seq_len,
+                        best_val=best,
+                        solved=acc >= 0.9,
+                        steps_to_solve=300 if acc >= 0.9 else None,
+                        max_steps=1000,
+                        **tuned,
+                    )
+                )
+            for seed in range(3):
+                solves = cell == "gru" or seq_len == 10 or seed == 0
+                acc = 1.0 if solves else 0.3 + 0.05 * seed
+                steps = (200 if cell == "gru" else 500) + 50 * seed + 2 * seq_len if solves else None
+                records.append(
+                    study_record(
+                        cell,
+                        seed,
+                        acc,
+                        FIXTURE_STUDY,
+                        stage="eval",
+                        seq_len=seq_len,
+                        solved=solves,
+                        steps_to_solve=steps,
+                        max_steps=1000,
+                        best_val={"val/acc": acc, "step": 400},
+                        tuning={
+                            "key": "optim.optimizer.lr",
+                            "value": 0.01,
+                            "at_edge": True,
+                            "selection": "outputs/studies/fixture/selection.json",
+                        },
+                        **{"config.optim.optimizer.lr": 0.01, "config.stage": "eval"},
+                    )
+                )
+    for r in records:
+        r["experiment"] = r["config"]["experiment"] = "fixture"
+    return records

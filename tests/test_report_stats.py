@@ -130,7 +130,7 @@ def test_two_sweep_folders_with_different_seq_len_are_not_pooled() -> None:
     assert sorted({v.setting for v in analysis.variants}) == ["task.seq_len=100", "task.seq_len=50"]
     assert all(v.runs == 3 for v in analysis.variants) and len(results) == 2  # one test per seq_len, n = 3 each
     assert analysis.splits == {("eval", "temporal_order"): ["task.seq_len"]}
-    with pytest.raises(PoolingError, match="have seed 0 .*the same job reported twice"):
+    with pytest.raises(PoolingError, match=r"have seed 0 .*the same job reported twice"):
         analyse("study", short + short)
 
 

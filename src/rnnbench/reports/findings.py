@@ -191,7 +191,8 @@ def test_group(h: Hypothesis, task: str, setting: str, x: float | None, ref: Sid
         t = logrank_test(sv, bv, sr, br)
         estimate = f"solved {var.solved}/{var.runs} vs {ref.solved}/{ref.runs}; log-rank {_fmt(t.statistic)}"
         estimate += "" if t.exact else " (Monte Carlo)"
-        return _directional(replace(base, estimate=estimate), t.p_faster, t.p_slower)
+        out = _directional(replace(base, estimate=estimate), t.p_faster, t.p_slower)
+        return replace(out, planning=("permutation", var.runs, ref.runs))
     raise ValueError(f"relation {h.relation!r} is tested per factor range, not per group")
 
 
@@ -279,6 +280,14 @@ def _plan(result: GroupResult, alpha: float) -> str:
             if n is None
             else f"about {n if n <= 200 else more} seeds per variant"
         )
+    if kind == "permutation":
+        n_a, n_b = numbers
+        n = 2
+        while min_rank_p(n, n) >= alpha:
+            n += 1
+        if min_rank_p(n_a, n_b) >= alpha:
+            return f"at least {n} seeds per variant: {n_a} vs {n_b} seeds cannot reach p < {alpha:.2g} at all"
+        return "more seeds, or a budget at which the slower variant solves (censored runs carry less information)"
     if kind == "equivalence":
         (n,) = numbers
         return "the estimate sits on the margin" if n is None else f"about {n if n <= 200 else more} seeds per variant"
