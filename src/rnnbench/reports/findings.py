@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from rnnbench.reports.rows import OK, Row
 from rnnbench.reports.stats import (
+    MAX_SEEDS,
     equivalence,
     holm,
     logrank_test,
@@ -51,7 +52,8 @@ TESTS = {
     "faster": "log-rank test on steps to solve (unsolved runs censored at their step budget), p from its exact or "
     "Monte Carlo permutation distribution",
     "interaction": "exact one-sided Mann-Whitney U on the per-seed gains (variant minus reference, runs paired by "
-    "seed) at the largest factor value against those at the smallest",
+    "seed) at the largest factor value against those at the smallest (the reference must have learned at the "
+    "smallest)",
 }
 
 
@@ -261,25 +263,22 @@ def _median(values: Sequence[float]) -> float:
     return math.nan if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
 
 
+def _seeds(n: int) -> str:
+    return f"about {n} seeds per variant" if n <= MAX_SEEDS else f"more than {MAX_SEEDS} seeds per variant"
+
+
 def _plan(result: GroupResult, alpha: float) -> str:
     """What would decide an undecided, tested group, at the per-test level `alpha` (Bonferroni, to be safe)."""
     kind, *numbers = result.planning or ("",)
-    more = "more than 200"
     if kind == "rank":
         superiority, n_a, n_b = numbers
         n = seeds_for_rank_test(superiority, alpha)
         floor = "" if min_rank_p(n_a, n_b) < alpha else f"; {n_a} vs {n_b} seeds cannot reach p < {alpha:.2g} at all"
-        seeds = (
-            "no effect to detect at these seeds" if n is None else f"about {n if n <= 200 else more} seeds per variant"
-        )
+        seeds = "no effect to detect at these seeds" if n is None else _seeds(n)
         return seeds + floor
     if kind == "rates":
         n = seeds_for_rates(*numbers, alpha)
-        return (
-            "no difference in solve rate to detect"
-            if n is None
-            else f"about {n if n <= 200 else more} seeds per variant"
-        )
+        return "no difference in solve rate to detect" if n is None else _seeds(n)
     if kind == "permutation":
         n_a, n_b = numbers
         n = 2
@@ -290,7 +289,7 @@ def _plan(result: GroupResult, alpha: float) -> str:
         return "more seeds, or a budget at which the slower variant solves (censored runs carry less information)"
     if kind == "equivalence":
         (n,) = numbers
-        return "the estimate sits on the margin" if n is None else f"about {n if n <= 200 else more} seeds per variant"
+        return "the estimate sits on the margin" if n is None else _seeds(n)
     return "more seeds (a larger budget if runs are censored)"
 
 
@@ -389,7 +388,7 @@ def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:
         "the claim is reproduced, significant away from it is not reproduced, anything else is inconclusive. "
         "Failed and diverged runs stay in: the worst value in rank tests, not solved in solve counts, censored at "
         "the step budget in steps to solve, the trivial baseline in means.",
-        f"**Family.** Holm's step-down adjustment over all {family} tests this study ran (every hypothesis x group "
+        f"**Family.** Holm's step-down adjustment over the {family} test(s) this study ran (every hypothesis x group "
         f"where the reference learned), at alpha = {alpha}; the tables show raw and adjusted p.",
         "**Over groups.** A hypothesis is reproduced when more than half of its groups reproduce it and none "
         'contradicts it; not reproduced when more than half contradict it and none reproduces it; "neither '
