@@ -112,6 +112,7 @@ def test_seq_len_sweep_gets_one_lag_curve_per_length(tmp_path: Path) -> None:
         record["diagnostics"][-1]["grad_h"] = [[float(t) for t in range(1, seq_len + 1)]]
         record["experiment"] = record["config"]["experiment"] = "seq_len"
         record["config"]["task"]["seq_len"] = seq_len
+        record["config"]["study"] = {"compare": "model.cell", "factor": "task.seq_len"}  # the x axis
         records.append(record)
     (analysis,) = analyses(records)
     assert [(c.x, c.grad_h) for c in lag_curves(analysis.rows)] == [

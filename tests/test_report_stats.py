@@ -1,80 +1,201 @@
-"""Report statistics against hand-computed values and scipy, and the findings rule on clear-cut cases."""
+"""The hypothesis machinery on cases with known answers: tests by kind, the learned gate, failed runs, Holm,
+intervals inside the metric's range, and the pooling guard (issue 13's acceptance cases)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 
-from rnnbench.reports.claims import Claim, Expectation
-from rnnbench.reports.findings import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Group, finding, group_verdict
-from rnnbench.reports.stats import compare, hedges_g, summarize, welch
-
-T_975_3 = 3.182446305284263  # t(0.975, df=3), from tables
-
-
-def test_summary_of_one_to_four_by_hand() -> None:
-    s = summarize([1.0, 2.0, 3.0, 4.0])
-    std = math.sqrt(5 / 3)  # squared deviations 2.25+0.25+0.25+2.25 = 5, over n-1 = 3
-    half = T_975_3 * std / 2
-    assert (s.n, s.mean) == (4, 2.5)
-    assert s.std == pytest.approx(std, rel=1e-12)
-    assert (s.ci_low, s.ci_high) == (pytest.approx(2.5 - half, rel=1e-9), pytest.approx(2.5 + half, rel=1e-9))
-    assert s.ci_low == pytest.approx(0.44574, abs=1e-5)
+from report_fakes import study_record
+from rnnbench.reports.analysis import analyse
+from rnnbench.reports.findings import INCONCLUSIVE, NEITHER, NOT_REPRODUCED, REFERENCE_FAILED, REPRODUCED
+from rnnbench.reports.groups import PoolingError
+from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci
 
 
-def test_single_value_has_no_spread() -> None:
-    s = summarize([0.7])
-    assert s.mean == 0.7 and math.isnan(s.std) and math.isnan(s.ci_low)
+def study(*hypotheses: dict[str, Any], factor: str | None = None) -> dict[str, Any]:
+    return {"compare": "model.cell", "reference": "lstm", "factor": factor, "hypotheses": list(hypotheses)}
 
 
-def test_welch_matches_scipy() -> None:
-    a, b = [0.21, 0.25, 0.19, 0.30, 0.27], [0.11, 0.35, 0.02]
-    t, df, p = welch(a, b)
-    ref = scipy_stats.ttest_ind(a, b, equal_var=False)
-    assert t == pytest.approx(ref.statistic, rel=1e-10)
-    assert p == pytest.approx(ref.pvalue, rel=1e-10)
-    va, vb = scipy_stats.tvar(a) / 5, scipy_stats.tvar(b) / 3
-    assert df == pytest.approx((va + vb) ** 2 / (va**2 / 4 + vb**2 / 2), rel=1e-12)
+def runs(block: dict[str, Any], values: dict[str, list[float | None]], **kwargs: Any) -> list[dict[str, Any]]:
+    """One record per (variant, seed); None is a diverged run."""
+    return [
+        study_record(v, s, x, block, status="finished" if x is not None else "diverged", **kwargs)
+        for v, xs in values.items()
+        for s, x in enumerate(xs)
+    ]
 
 
-def test_hedges_g_by_hand() -> None:
-    # means 2.5 and 4.5, both sample variances 5/3 -> pooled std sqrt(5/3); J = 1 - 3/(4*8 - 9) = 20/23
-    g = hedges_g([1, 2, 3, 4], [3, 4, 5, 6])
-    assert g == pytest.approx(-2 / math.sqrt(5 / 3) * 20 / 23, rel=1e-12)
-    assert g == pytest.approx(-1.34712, abs=1e-5)
+def only(records: list[dict[str, Any]]):
+    analysis = analyse("study", records)
+    return analysis, analysis.results, analysis.findings
 
 
-def test_undefined_statistics_are_nan() -> None:
-    assert all(math.isnan(v) for v in welch([1.0], [1.0, 2.0]))
-    assert all(math.isnan(v) for v in welch([1.0, 1.0], [1.0, 1.0]))
-    assert math.isnan(hedges_g([2.0, 2.0], [2.0, 2.0]))
+SIMILAR = {"id": "h", "variant": "gru", "relation": "similar", "margin": 0.1}
 
 
-def _group(variant: list[float], reference: list[float], baseline: float = 0.25) -> Group:
-    """An accuracy-like group (higher is better)."""
-    return Group("t", None, summarize(variant), summarize(reference), compare(variant, reference), baseline, True)
+def test_similar_is_reproduced_for_a_tiny_significant_difference_between_two_solvers() -> None:
+    # reports/cell, adding: GRU vs LSTM MSE differ by 0.00096 (Welch p = 0.012), both far below the 1/6 baseline
+    lstm, gru = [0.001306, 0.000951, 0.00104], [0.0001335, 0.0001479, 0.0001382]
+    assert scipy_stats.ttest_ind(gru, lstm, equal_var=False).pvalue < 0.05
+    as_acc = {"lstm": [1 - v for v in lstm], "gru": [1 - v for v in gru]}  # same differences, higher is better
+    _, (result,), (found,) = only(runs(study(SIMILAR), as_acc, baseline=1 - 1 / 6))
+    assert result.tested and result.towards_claim and result.verdict == REPRODUCED
+    assert found.verdict == REPRODUCED
+    margin = 0.1 * (sum(as_acc["lstm"]) / 3 - (1 - 1 / 6))
+    e = equivalence(as_acc["gru"], as_acc["lstm"], margin)
+    assert -margin < e.low < e.high < margin  # the 90 % CI lies inside the margin
 
 
-def test_better_and_worse_need_a_significant_difference() -> None:
-    clear = _group([0.90, 0.91, 0.92], [0.50, 0.52, 0.51])
-    assert group_verdict("better", clear) == REPRODUCED
-    assert group_verdict("worse", clear) == NOT_REPRODUCED
-    assert group_verdict("better", _group([0.6, 0.9, 0.5], [0.55, 0.8, 0.6])) == INCONCLUSIVE
-    assert group_verdict("better", _group([0.9], [0.5, 0.52])) == INCONCLUSIVE
+def test_a_large_effect_that_is_not_significant_is_not_called_similar() -> None:
+    # reports/peephole, tagging: Hedges' g = -1.6 and Welch p = 0.068 at n = 3 was "similar reproduced"
+    lstm, peephole = [0.5283, 0.5313, 0.5315], [0.5238, 0.5279, 0.5272]
+    assert scipy_stats.ttest_ind(peephole, lstm, equal_var=False).pvalue == pytest.approx(0.07, abs=0.003)
+    hypothesis = {**SIMILAR, "variant": "peephole_lstm", "margin": 0.005, "margin_kind": "absolute"}
+    _, (result,), (found,) = only(runs(study(hypothesis), {"lstm": lstm, "peephole_lstm": peephole}, baseline=0.28))
+    assert result.verdict == INCONCLUSIVE and found.verdict != REPRODUCED  # the 90 % CI crosses -0.005
+    assert "seeds per variant" in result.to_decide and "width" in result.estimate
+    # the CI lies wholly outside a margin of 0.0005: a difference larger than the margin, "not reproduced"
+    tight = {**hypothesis, "margin": 0.0005}
+    _, (result,), _ = only(runs(study(tight), {"lstm": lstm, "peephole_lstm": peephole}, baseline=0.28))
+    assert result.verdict == NOT_REPRODUCED
 
 
-def test_similar_needs_agreement_between_variants_that_learned() -> None:
-    assert group_verdict("similar", _group([0.90, 0.91, 0.92], [0.905, 0.915, 0.91])) == REPRODUCED
-    assert group_verdict("similar", _group([0.90, 0.91, 0.92], [0.50, 0.52, 0.51])) == NOT_REPRODUCED
-    at_chance = _group([0.24, 0.26, 0.25], [0.25, 0.24, 0.26])  # both at the baseline: says nothing
-    assert group_verdict("similar", at_chance) == INCONCLUSIVE
+def test_zero_variance_decisive_result_is_reproduced() -> None:
+    better = {"id": "h", "variant": "gru", "relation": "better"}
+    _, (result,), (found,) = only(runs(study(better), {"lstm": [0.25] * 5, "gru": [1.0] * 5}, baseline=0.0))
+    assert result.p == pytest.approx(1 / 252) == pytest.approx(min_rank_p(5, 5))  # exact: 1 / C(10, 5)
+    assert result.verdict == REPRODUCED and found.verdict == REPRODUCED
+    assert "P(gru better) = 1 [1, 1]" in result.estimate
 
 
-def test_verdict_over_groups() -> None:
-    claim = Claim(text="b beats a", reference="a", expectations=(Expectation("b", "better"),))
-    win, tie = _group([0.9, 0.91, 0.92], [0.5, 0.52, 0.51]), _group([0.6, 0.9, 0.5], [0.55, 0.8, 0.6])
-    assert finding(claim.expectations[0], claim, [win, tie]).verdict == REPRODUCED
-    assert finding(claim.expectations[0], claim, [win, tie, tie]).verdict == INCONCLUSIVE
-    assert finding(claim.expectations[0], claim, []).verdict == INCONCLUSIVE
+def test_both_at_chance_is_neither_learned_even_when_significant() -> None:
+    worse = {"id": "h", "variant": "gru", "relation": "better"}
+    values = {"lstm": [0.24, 0.245, 0.24, 0.245, 0.24], "gru": [0.26, 0.27, 0.26, 0.27, 0.265]}
+    assert rank_test(values["gru"], values["lstm"], True).p_better < 0.05
+    _, (result,), (found,) = only(runs(study(worse), values))
+    assert (result.verdict, result.tested, found.verdict) == (NEITHER, False, NEITHER)
+    # a reference that did not learn never counts, whichever way the variant went
+    values["gru"] = [0.9] * 5
+    _, (result,), (found,) = only(runs(study(worse), values))
+    assert (result.verdict, found.verdict) == (REFERENCE_FAILED, INCONCLUSIVE)
+
+
+def test_a_diverged_run_is_counted_as_the_worst_value_not_dropped() -> None:
+    better = {"id": "h", "variant": "gru", "relation": "better"}
+    values = {"lstm": [0.5, 0.52, 0.51, 0.53, 0.54], "gru": [0.9, 0.91, 0.92, 0.93, None]}
+    analysis, (result,), _ = only(runs(study(better), values, baseline=0.25))
+    assert result.variant.runs == 5 and result.estimate.startswith("P(gru better) = 0.8 ")  # 20 of 25 pairs
+    (gru,) = [v for v in analysis.variants if v.variant == "gru"]
+    assert (gru.runs, gru.status["diverged"], len(gru.values)) == (5, 1, 4)
+    assert result.p == pytest.approx(
+        scipy_stats.mannwhitneyu(
+            [0.9, 0.91, 0.92, 0.93, -math.inf], values["lstm"], alternative="greater", method="exact"
+        ).pvalue
+    )
+
+
+def test_holm_adjustment_equals_statsmodels_over_the_whole_study() -> None:
+    hypotheses = [
+        {"id": "a", "variant": "gru", "relation": "better"},
+        {"id": "b", "variant": "rnn", "relation": "worse"},
+        {"id": "c", "variant": "gru", "relation": "similar", "margin": 0.5},
+    ]
+    values = {"lstm": [0.6, 0.62, 0.64, 0.61], "gru": [0.7, 0.65, 0.9, 0.8], "rnn": [0.4, 0.66, 0.3, 0.35]}
+    records = runs(study(*hypotheses), values) + runs(study(*hypotheses), values, task="copy", seq_len=10)
+    analysis, results, _ = only(records)
+    assert analysis.family == len(results) == 6  # 3 hypotheses x 2 tasks
+    expected = multipletests([r.p for r in results], alpha=0.05, method="holm")[1]
+    assert [r.p_adj for r in results] == pytest.approx(list(expected), rel=1e-12)
+    assert any(r.p_adj > r.p for r in results)
+
+
+def test_bimodal_three_seed_interval_stays_inside_the_metric_range() -> None:
+    # reports/cell, temporal_order: GRU 0.2285, 1, 1 had the t-based CI [-0.36, 1.85]
+    ci = mean_ci([0.2285, 1.0, 1.0])
+    assert 0.2285 <= ci.low <= ci.estimate <= ci.high <= 1.0
+    rate = rate_ci(2, 3)
+    assert 0 <= rate.low < rate.high <= 1 and rate.low == pytest.approx(0.0943, abs=1e-4)  # Clopper-Pearson
+
+
+def test_two_sweep_folders_with_different_seq_len_are_not_pooled() -> None:
+    block = study({"id": "h", "variant": "gru", "relation": "better"})
+    short = runs(block, {"lstm": [0.5, 0.6, 0.55], "gru": [0.9, 0.8, 0.85]}, seq_len=50)
+    long = runs(block, {"lstm": [0.3, 0.35, 0.4], "gru": [0.7, 0.75, 0.6]}, seq_len=100)
+    analysis, results, _ = only(short + long)
+    assert sorted({v.setting for v in analysis.variants}) == ["task.seq_len=100", "task.seq_len=50"]
+    assert all(v.runs == 3 for v in analysis.variants) and len(results) == 2  # one test per seq_len, n = 3 each
+    assert analysis.splits == {("eval", "temporal_order"): ["task.seq_len"]}
+    with pytest.raises(PoolingError, match=r"have seed 0 .*the same job reported twice"):
+        analyse("study", short + short)
+
+
+def test_tuning_and_evaluation_runs_never_pool() -> None:
+    block = {**study(), "tuning": {"grid": [1e-3, 1e-2], "seeds": [1000]}}
+    evals = runs(block, {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, tuning={"value": 1e-2, "at_edge": True})
+    tunes = [
+        study_record(
+            v,
+            1000,
+            None,
+            block,
+            stage="tune",
+            status="finished",
+            best_val={"val/acc": acc},
+            **{"config.optim.optimizer.lr": lr, "config.stage": "tune"},
+        )
+        for v in ("lstm", "gru")
+        for lr, acc in ((1e-3, 0.4), (1e-2, 0.7))
+    ]
+    analysis = analyse("study", evals + tunes)
+    assert all(r.stage != "tune" for v in analysis.variants for r in v.rows) and len(analysis.eval_rows) == 4
+    curves = {s.variant: s for s in analysis.tuning}
+    assert curves["gru"].values == (1e-3, 1e-2) and curves["gru"].scores == ((0.4,), (0.7,))
+    assert curves["gru"].chosen == 1e-2 and curves["gru"].at_edge
+
+
+def test_solves_uses_boschloo_on_solved_counts() -> None:
+    solves = {"id": "h", "variant": "gru", "relation": "solves"}
+    values = {"lstm": [0.5, 0.9, 0.5, 0.5, 0.9], "gru": [0.99] * 5}
+    records = runs(study(solves), values, baseline=0.25)
+    for r in records:
+        r["solved"] = r["test"]["test/acc"] >= 0.99
+    _, (result,), _ = only(records)
+    expected = scipy_stats.boschloo_exact([[5, 0], [0, 5]], alternative="greater").pvalue
+    assert result.estimate == "solved: 5/5 vs 0/5" and result.p == pytest.approx(expected)
+    assert result.verdict == REPRODUCED
+
+
+def test_faster_is_a_log_rank_test_with_a_permutation_p_value() -> None:
+    faster = {"id": "h", "variant": "gru", "relation": "faster"}
+    records = runs(study(faster), {"lstm": [1.0] * 4, "gru": [1.0] * 4}, baseline=0.25)
+    for r in records:  # gru solves at 100-130 steps, lstm at 800-950 or never (censored at 1000)
+        seed, cell = r["seed"], r["config"]["model"]["cell"]
+        steps = 100 + 10 * seed if cell == "gru" else (None if seed == 3 else 800 + 50 * seed)
+        r.update(solved=steps is not None, steps_to_solve=steps, max_steps=1000)
+    _, (result,), _ = only(records)
+    assert result.tested and result.towards_claim
+    assert result.p == pytest.approx(1 / 70)  # exact: the most extreme of C(8, 4) = 70 relabellings
+
+
+def test_interaction_compares_per_seed_gains_at_the_ends_of_the_factor_range() -> None:
+    grows = {"id": "h", "variant": "gru", "relation": "interaction"}
+    block = study(grows, factor="task.seq_len")
+    short = runs(block, {"lstm": [0.9, 0.9, 0.9, 0.9, 0.9], "gru": [0.91, 0.9, 0.92, 0.9, 0.91]}, seq_len=10)
+    long = runs(block, {"lstm": [0.5, 0.5, 0.55, 0.5, 0.5], "gru": [0.9, 0.85, 0.95, 0.9, 0.9]}, seq_len=100)
+    _, (result,), (found,) = only(short + long)
+    assert result.x is None and result.p == pytest.approx(1 / 252)  # every long gain beats every short one
+    assert result.verdict == REPRODUCED == found.verdict
+
+
+def test_one_group_of_several_cannot_carry_a_hypothesis() -> None:
+    better = {"id": "h", "variant": "gru", "relation": "better"}
+    win = runs(study(better), {"lstm": [0.5] * 5, "gru": [0.9] * 5}, task="a")
+    tie = runs(study(better), {"lstm": [0.6, 0.7, 0.8, 0.9, 0.5], "gru": [0.7, 0.6, 0.9, 0.8, 0.5]}, task="b")
+    _, results, (found,) = only(win + tie)
+    assert [r.verdict for r in results] == [REPRODUCED, INCONCLUSIVE]
+    assert found.verdict == INCONCLUSIVE and "reproduced in 1 of 2 groups" in found.sentence

@@ -12,6 +12,7 @@ from rnnbench.reports.cli import main
 from rnnbench.tracking.run_record import write_record
 
 FILES = ("README.md", "results.csv", "index.html", "summary.json", "factor.png", "curves.png", "cost.png")
+FILES += ("profile.png", "runs.jsonl.gz")
 
 
 @pytest.fixture
@@ -39,14 +40,18 @@ def test_report_shows_failed_and_diverged_runs(sweep_dir: Path, tmp_path: Path) 
         ("gru", "3", "diverged", ""),
     ]
     readme = (out / "cell" / "README.md").read_text()
-    assert readme.splitlines()[5].startswith("rnnbench-train -m model=lstm,gru seed=0,1,2,3 +sweep=cell budget=smoke")
-    # per variant: runs, finished, failed, diverged, other; gru's mean is over its 2 finished seeds only
-    assert "| adding | gru | mse | 4 | 2 | 1 | 1 | 0 | 0.025 |" in readme
-    assert "| adding | lstm | mse | 4 | 4 | 0 | 0 | 0 | 0.0275 |" in readme
+    assert readme.splitlines()[6].startswith("rnnbench-train -m model=lstm,gru seed=0,1,2,3 +sweep=cell budget=smoke")
+    assert f"rnnbench-report {out}/cell/runs.jsonl.gz --out {out}" in readme  # regenerates from the archive
+    # per variant: runs, finished, failed, diverged, other; gru's mean is over its 2 finished seeds only, with a
+    # bootstrap interval inside their range
+    assert "| adding | gru | mse | 4 | 2 | 1 | 1 | 0 | 0.025 [0.022, 0.028] | 0.028 0.022 | 2/4 |" in readme
+    assert "| adding | lstm | mse | 4 | 4 | 0 | 0 | 0 | 0.0275 [0.0225, 0.0325] |" in readme
     assert "8 runs: 1 diverged, 1 failed, 6 finished." in readme
-    assert "gru similar to lstm" in readme and "Rule:" in readme
+    assert "gru similar to lstm" in readme and "**Rule.**" in readme and "**Family.** Holm" in readme
+    # the failed and diverged gru runs are in the test (4 vs 4), at the baseline in the difference of means
+    assert "| gru_similar | adding | gru | lstm | 4 vs 4 | diff 0.0683, 90% CI" in readme
     html = (out / "cell" / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "diverged" in html and "<style>" in html
+    assert html.count("data:image/png;base64,") == 4 and "diverged" in html and "<style>" in html
     assert "[cell](cell/README.md)" in (out / "README.md").read_text()
 
 

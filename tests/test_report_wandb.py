@@ -38,8 +38,11 @@ class FakeRun:
         """Lightning's rows: a step row with the training loss, then the epoch-end row; plus a row without epoch."""
         rows: list[dict[str, Any]] = [{"_step": 0, "trainer/global_step": 0}]
         for h in self._history:
-            rows.append({"epoch": h["epoch"], "train/loss": h["train/loss"], "val/mse": None})
-            rows.append({"epoch": h["epoch"], **{k: v for k, v in h.items() if k.startswith(("val/", "perf/"))}})
+            step = {"trainer/global_step": h["step"]}
+            rows.append({"epoch": h["epoch"], "train/loss": h["train/loss"], "val/mse": None, **step})
+            rows.append(
+                {"epoch": h["epoch"], **{k: v for k, v in h.items() if k.startswith(("val/", "perf/"))}, **step}
+            )
         return rows
 
 
@@ -91,6 +94,7 @@ def test_wandb_report_is_built_offline() -> None:
     heading, text, grid = report.blocks
     assert heading.text == "Sweep cell"
     assert "gru similar to lstm" in text.text and "| adding | gru | mse | 4 | 2 | 1 | 1 |" in text.text
+    assert "| gru_similar | adding | gru | lstm | 4 vs 4 |" in text.text
     (runset,) = grid.runsets
     assert (runset.entity, runset.project) == ("me", "rnnbench")
     assert [p.title for p in grid.panels] == ["val/mse per epoch", "test/mse", "parameters", "seconds per epoch"]

@@ -11,10 +11,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from rnnbench.reports.claims import CLAIMS
-from rnnbench.reports.rows import lookup
+from rnnbench.study.spec import Study, parse_study
 from rnnbench.tasks.seq_digits import SOURCES
-from rnnbench.training.config import _resource_dir, compose_config, config_dir, group_options
+from rnnbench.training.config import ConfigError, _resource_dir, compose_config, config_dir, group_options, preflight
 
 SWEEPS_DIR = _resource_dir("sweeps")
 SWEEPS = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
@@ -31,18 +30,27 @@ def sweep_values(params: dict[str, str]) -> dict[str, list]:
     return parsed
 
 
-def test_every_sweep_has_a_claim_and_the_group_finds_them_all() -> None:
-    assert SWEEPS == sorted(CLAIMS) == ["attention", "bidirectional", "cell", "depth", "peephole", "seq_len"]
+def study_of(name: str) -> Study:
+    """The study block a sweep file declares."""
+    return parse_study(OmegaConf.to_container(compose_config([f"+sweep={name}"]).study, resolve=True))
+
+
+def test_every_sweep_declares_a_study_with_hypotheses_and_the_group_finds_them_all() -> None:
+    assert SWEEPS == ["attention", "bidirectional", "cell", "depth", "peephole", "seq_len"]
     assert (config_dir() / "sweep").resolve() == SWEEPS_DIR.resolve()  # conf/sweep -> ../sweeps
+    for name in SWEEPS:
+        study = study_of(name)
+        assert study.claim and study.reference and study.hypotheses, name
+        assert all(h.margin for h in study.hypotheses if h.relation == "similar"), name
 
 
 def variants(name: str, params: dict[str, list]) -> set[str]:
-    """The variant labels the report will see: the claim's compared key in each job's composed config."""
-    claim = CLAIMS[name]
-    keys = [k for k in ("model", claim.compare) if k in params]
+    """The variant labels the report will see: the study's compared keys in each job's composed config."""
+    study = study_of(name)
+    keys = [k for k in ("model", *study.compare) if k in params]
     combos = itertools.product(*(params[k] for k in keys))
     configs = (compose_config([f"+sweep={name}", *(f"{k}={v}" for k, v in zip(keys, c, strict=True))]) for c in combos)
-    return {claim.label(lookup(OmegaConf.to_container(cfg, resolve=True), claim.compare)) for cfg in configs}
+    return {study.variant_of(OmegaConf.to_container(cfg, resolve=True)) for cfg in configs}
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -53,12 +61,12 @@ def test_sweep_composes_fairly(name: str, budget: str) -> None:
     params = sweep_values(dict(cfg.hydra.sweeper.params))
     assert len(params["seed"]) >= (2 if budget == "smoke" else 3)
     assert set(params["task"]) <= set(group_options("task"))  # only tasks that exist
-    claim = CLAIMS[name]
+    study = study_of(name)
     if budget == "smoke":  # the variants do not depend on the budget; composing each is the slow part
         labels = variants(name, params)
-        assert claim.reference in labels and {e.variant for e in claim.expectations} <= labels
-    if claim.x:
-        assert claim.x in params
+        assert study.reference in labels and {h.variant for h in study.hypotheses} <= labels
+    if study.factor:
+        assert study.factor in params
 
 
 def test_budget_default_is_cpu() -> None:
@@ -131,3 +139,69 @@ def test_sweep_files_ship_in_the_package_data() -> None:
 def test_diagnostics_are_on_where_the_report_plots_them(name: str) -> None:
     """cell and seq_len probe gradients and gates (W&B runs get it too: their command holds +sweep=<name>)."""
     assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name in ("cell", "seq_len"))
+
+
+MINE = """# @package _global_
+experiment: mine
+study:
+  compare: model.cell
+  reference: lstm
+  hypotheses:
+    - {HYPOTHESIS}
+hydra:
+  sweeper:
+    params:
+      task: adding
+      model: lstm,gru
+"""
+
+
+def _my_sweep(tmp_path: Path, hypothesis: str) -> str:
+    (tmp_path / "sweep").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sweep" / "mine.yaml").write_text(MINE.replace("{HYPOTHESIS}", hypothesis))
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("hypothesis", "error"),
+    [
+        (
+            "{id: h, variant: grue, relation: better}",
+            "study.hypotheses[0].variant 'grue' is not a variant of this sweep; allowed: gru, lstm",
+        ),
+        (
+            "{id: h, variant: gru, relation: quicker}",
+            "study.hypotheses[0].relation must be one of better, worse, "
+            "similar, solves, faster, interaction, got 'quicker'",
+        ),
+        (
+            "{id: h, variant: gru, relation: similar}",
+            "study.hypotheses[0].margin is missing: a 'similar' hypothesis declares its margin in advance",
+        ),
+    ],
+)
+def test_a_bad_study_fails_at_launch_in_one_line(tmp_path: Path, hypothesis: str, error: str) -> None:
+    user = _my_sweep(tmp_path, hypothesis)
+    with pytest.raises(ConfigError) as caught:
+        preflight(["+sweep=mine", "budget=smoke"], multirun=True, user_config_dir=user)
+    assert str(caught.value) == error
+
+
+def test_a_command_line_that_narrows_the_sweep_may_leave_a_hypothesis_unrun(tmp_path: Path) -> None:
+    user = _my_sweep(tmp_path, "{id: h, variant: gru, relation: better}")
+    assert preflight(["+sweep=mine", "budget=smoke", "model=lstm", "seed=0"], multirun=True, user_config_dir=user) == 1
+
+
+def test_rnnbench_train_exits_2_on_an_unknown_variant(tmp_path: Path, monkeypatch, capsys) -> None:
+    from rnnbench.training import cli
+
+    user = _my_sweep(tmp_path, "{id: h, variant: peephole, relation: better}")
+    monkeypatch.setattr("sys.argv", ["rnnbench-train", "--config-dir", user, "-m", "+sweep=mine", "budget=smoke"])
+    with pytest.raises(SystemExit) as caught:
+        cli.main()
+    err = capsys.readouterr().err.strip()
+    assert caught.value.code == 2 and "\n" not in err
+    assert (
+        err == "rnnbench-train: error: study.hypotheses[0].variant 'peephole' is not a variant of this sweep; "
+        "allowed: gru, lstm"
+    )

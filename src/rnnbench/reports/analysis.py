@@ -1,135 +1,201 @@
-"""From one sweep's rows to what its report states: per-variant statistics, comparisons and findings.
+"""From one sweep's records to what its report states: cells, per-variant statistics, tests, findings, aggregates.
 
-Rows are grouped by (task, swept-factor value, variant). Statistics use the finished runs only, but every run is
-counted by status, so a variant whose seeds failed or diverged shows that instead of a flattering mean.
+The study (`config["study"]` of the runs, `rnnbench.study.spec`) says how variants are told apart, which one is
+the reference, what the factor is and what is claimed; runs without one get tables and plots (variants told apart
+by `model.cell`), no verdict. Rows are grouped into cells by `groups.cells`, which never pools unlike runs;
+every run is counted by status, failed and diverged ones included in the tests (see `findings`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from rnnbench.reports.claims import Claim, Expectation
-from rnnbench.reports.findings import Finding, Group, finding, group_verdict
-from rnnbench.reports.rows import OK, Row
-from rnnbench.reports.stats import Comparison, Summary, compare, mean, summarize
+from rnnbench.reports.aggregate import Aggregate, aggregates
+from rnnbench.reports.findings import (
+    Finding,
+    GroupResult,
+    Side,
+    decide,
+    finding,
+    test_group,
+    test_interaction,
+)
+from rnnbench.reports.groups import CellKey, PoolingError, cells
+from rnnbench.reports.rows import OK, Row, experiment_of, to_row
+from rnnbench.reports.stats import Interval, mean_ci, rate_ci
+from rnnbench.reports.tuning import Sensitivity, sensitivities
+from rnnbench.study.spec import Study, StudyError, parse_study
 
 COUNTED = ("failed", "diverged")  # shown in their own columns; any other unfinished status is counted as "other"
 
 
 @dataclass(frozen=True)
 class VariantStats:
-    """One variant in one (task, factor) group: how its runs ended and what the finished ones scored."""
+    """One variant in one cell: how its runs ended, what the finished ones scored, how many learned and solved."""
 
-    task: str
-    x: float | None
-    variant: str
+    cell: CellKey
+    rows: tuple[Row, ...]
     metric: str
     higher_is_better: bool
-    runs: int
     status: Counter
-    summary: Summary
-    values: tuple[float, ...]
-    beats: int
+    values: tuple[float, ...]  # finished runs' primary test metric
+    mean: Interval  # of `values`, percentile bootstrap 95 % CI
+    learned: int
+    solved: Interval | None  # solve rate with its Clopper-Pearson 95 % CI; None without a solve criterion
     baseline: float | None
     num_parameters: float
     epoch_time_s: float
 
     @property
-    def key(self) -> tuple[str, float | None]:
-        """The (task, factor value) group this belongs to."""
-        return self.task, self.x
+    def task(self) -> str:
+        return self.cell.task
 
+    @property
+    def x(self) -> float | None:
+        return self.cell.x
 
-@dataclass(frozen=True)
-class VariantComparison:
-    """A variant against the reference in the same group, with the claim about it there and its verdict."""
+    @property
+    def variant(self) -> str:
+        return self.cell.variant
 
-    variant: VariantStats
-    reference: VariantStats
-    result: Comparison
-    expectation: Expectation | None  # the claim's expectation covering this group, if any
-    verdict: str  # its verdict here ('' without an expectation)
+    @property
+    def setting(self) -> str:
+        return self.cell.setting
 
-    def group(self) -> Group:
-        """The inputs of the findings rule for this comparison."""
-        v = self.variant
-        return Group(
-            v.task, v.x, v.summary, self.reference.summary, self.result, self.reference.baseline, v.higher_is_better
-        )
+    @property
+    def runs(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_solved(self) -> int:
+        return sum(bool(r.solved) and r.status == OK for r in self.rows)
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """Everything a sweep report shows, computed once from its rows."""
+    """Everything a sweep report shows, computed once from its records."""
 
     experiment: str
-    claim: Claim
-    rows: tuple[Row, ...]
-    variants: tuple[VariantStats, ...]
-    comparisons: tuple[VariantComparison, ...]
+    study: Study
+    rows: tuple[Row, ...]  # every run, tuning runs included, in cell order
+    variants: tuple[VariantStats, ...]  # evaluation cells
+    results: tuple[GroupResult, ...]  # every hypothesis x group, with Holm-adjusted p and verdict
     findings: tuple[Finding, ...]
+    splits: dict[tuple[str, str], list[str]]  # (stage, task) -> keys that split its runs into settings
+    aggregates: tuple[Aggregate, ...]
+    tuning: tuple[Sensitivity, ...]
+
+    @property
+    def eval_rows(self) -> tuple[Row, ...]:
+        return tuple(r for v in self.variants for r in v.rows)
+
+    @property
+    def family(self) -> int:
+        """How many tests the study ran (the Holm family)."""
+        return sum(r.tested for r in self.results)
+
+    @property
+    def has_settings(self) -> bool:
+        return any(v.setting for v in self.variants)
 
 
-def variant_order(claim: Claim, variant: str) -> tuple[bool, str]:
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def variant_order(study: Study, variant: str) -> tuple[bool, str]:
     """Sort key putting the reference variant first."""
-    return variant != claim.reference, variant
+    return variant != study.reference, variant
 
 
-def _x_key(x: float | None) -> float:
-    """Sort key of a swept-factor value (runs without one first)."""
-    return -math.inf if x is None else x
-
-
-def _variant_stats(rows: list[Row]) -> VariantStats:
-    """Statistics of the rows of one (task, factor, variant) cell."""
+def _variant_stats(cell: CellKey, rows: list[Row]) -> VariantStats:
     first = rows[0]
-    ok = [r for r in rows if r.ok]
-    values = tuple(r.value for r in ok if r.value is not None)
-    params = [float(r.num_parameters) for r in rows if r.num_parameters is not None]
+    values = tuple(r.value for r in rows if r.ok and r.value is not None)
+    with_criterion = any(r.solved is not None for r in rows)
+    solved = sum(bool(r.solved) and r.status == OK for r in rows)
     times = [r.epoch_time_s for r in rows if r.epoch_time_s is not None]
     return VariantStats(
-        task=first.task,
-        x=first.x,
-        variant=first.variant,
+        cell=cell,
+        rows=tuple(rows),
         metric=first.metric,
         higher_is_better=first.higher_is_better,
-        runs=len(rows),
         status=Counter(r.status if r.status in (OK, *COUNTED) else "other" for r in rows),
-        summary=summarize(values),
         values=values,
-        beats=sum(bool(r.beats_baseline) for r in rows),
+        mean=mean_ci(values),
+        learned=sum(r.learned for r in rows),
+        solved=rate_ci(solved, len(rows)) if with_criterion else None,
         baseline=first.baseline,
-        num_parameters=mean(params),
-        epoch_time_s=mean(times),
+        num_parameters=_mean([float(r.num_parameters) for r in rows if r.num_parameters is not None]),
+        epoch_time_s=_mean(times),
     )
 
 
-def _comparison(claim: Claim, variant: VariantStats, reference: VariantStats) -> VariantComparison:
-    """Compare a variant with the reference and judge it by the expectation that covers its group, if any."""
-    covering = [e for e in claim.expectations if e.variant == variant.variant and e.applies(*variant.key)]
-    compared = VariantComparison(variant, reference, compare(variant.values, reference.values), None, "")
-    if not covering:
-        return compared
-    verdict = group_verdict(covering[0].relation, compared.group())
-    return VariantComparison(variant, reference, compared.result, covering[0], verdict)
+def _tests(study: Study, eval_cells: dict[CellKey, list[Row]]) -> list[GroupResult]:
+    """Every hypothesis against every group it covers, before Holm."""
+    results: list[GroupResult] = []
+    groups = sorted({k.group for k in eval_cells}, key=lambda g: (g[1], g[2], -math.inf if g[3] is None else g[3]))
+    for h in study.hypotheses:
+
+        def side(group: tuple, variant: str, h=h) -> Side:
+            stage, task, setting, x = group
+            return Side(variant, tuple(eval_cells.get(CellKey(stage, task, setting, x, variant), [])), h.metric)
+
+        covered = [g for g in groups if h.applies(g[1], g[3])]
+        covered = [g for g in covered if side(g, h.variant).rows and side(g, str(study.reference)).rows]
+        if h.relation == "interaction":
+            by_task: dict[tuple[str, str], dict[float, tuple[Side, Side]]] = {}
+            for g in covered:
+                if g[3] is not None:
+                    by_task.setdefault((g[1], g[2]), {})[g[3]] = (side(g, str(study.reference)), side(g, h.variant))
+            results += [test_interaction(h, t, s, by_x) for (t, s), by_x in by_task.items()]
+        else:
+            results += [
+                test_group(h, g[1], g[2], g[3], side(g, str(study.reference)), side(g, h.variant)) for g in covered
+            ]
+    return results
 
 
-def analyse(experiment: str, claim: Claim, rows: list[Row]) -> Analysis:
-    """Group, summarise, compare against the reference and judge every expectation of the claim."""
-    rows = sorted(rows, key=lambda r: (r.task, _x_key(r.x), variant_order(claim, r.variant), r.seed, r.run))
-    cells: dict[tuple, list[Row]] = {}
-    for row in rows:
-        cells.setdefault((row.task, row.x, row.variant), []).append(row)
-    variants = tuple(_variant_stats(cells_rows) for cells_rows in cells.values())
-    references = {v.key: v for v in variants if v.variant == claim.reference}
-    comparisons = tuple(
-        _comparison(claim, v, references[v.key])
-        for v in variants
-        if v.key in references and v.variant != claim.reference
+def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
+    """The one study block the records carry (none: compare by cell, no hypotheses)."""
+    blocks = {json.dumps(r.get("config", {}).get("study"), sort_keys=True) for r in records}
+    if len(blocks) > 1:
+        raise PoolingError(
+            f"runs of experiment {experiment} record {len(blocks)} different study blocks: report each sweep's runs "
+            "separately (or re-run them with one sweep file)"
+        )
+    block = json.loads(blocks.pop()) if blocks else None
+    try:
+        return parse_study(block) if block is not None else Study()
+    except StudyError as err:
+        raise PoolingError(f"experiment {experiment}: {err}") from err
+
+
+def analyse(experiment: str, records: Sequence[dict[str, Any]]) -> Analysis:
+    """Group, summarise, test every hypothesis of the study, Holm over the study, aggregate."""
+    study = study_of(records, experiment)
+    grouped, splits = cells([to_row(r, study) for r in records], study)
+    eval_cells = {k: v for k, v in grouped.items() if k.stage == "eval"}
+    tune_cells = {k: v for k, v in grouped.items() if k.stage == "tune"}
+    variants = tuple(_variant_stats(k, rows) for k, rows in eval_cells.items())
+    results = tuple(decide(_tests(study, eval_cells)))
+    findings = tuple(finding(h, study, [r for r in results if r.hypothesis == h]) for h in study.hypotheses)
+    names = sorted({k.variant for k in eval_cells}, key=lambda v: variant_order(study, v))
+    strata = {(k.task, k.setting, k.x, k.variant): v for k, v in eval_cells.items()}
+    rows = tuple(r for rows in grouped.values() for r in rows)
+    tuning = tuple(sensitivities(tune_cells, eval_cells, study))
+    return Analysis(
+        experiment, study, rows, variants, results, findings, splits, tuple(aggregates(strata, names)), tuning
     )
-    findings = tuple(
-        finding(e, claim, [c.group() for c in comparisons if c.expectation == e]) for e in claim.expectations
-    )
-    return Analysis(experiment, claim, tuple(rows), variants, comparisons, findings)
+
+
+def analyses(records: Sequence[dict[str, Any]]) -> list[Analysis]:
+    """One analysis per experiment found in the records, in name order."""
+    by_experiment: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_experiment.setdefault(experiment_of(record), []).append(record)
+    return [analyse(name, by_experiment[name]) for name in sorted(by_experiment)]

@@ -1,41 +1,34 @@
 """`rnnbench-report`: regenerate the sweep reports in `--out` (default `reports/`) from recorded runs.
 
-Runs come from local run.json files (multirun folders, run folders or files) or, with `--source wandb`, from a W&B
-project through the public API. Runs are split by experiment (the sweep that launched them); each gets a folder
-`<out>/<experiment>/`, and `<out>/README.md` indexes them. The same runs always give byte-identical files.
+Runs come from local run.json files (multirun folders, run folders or files), from record archives
+(`reports/<sweep>/runs.jsonl.gz`, written next to every report), or, with `--source wandb`, from a W&B project
+through the public API. Runs are split by experiment (the sweep that launched them); each gets a folder
+`<out>/<experiment>/`, and `<out>/README.md` indexes them. The hypotheses come from the study block the runs
+recorded in their config. The same runs always give byte-identical files.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from rnnbench.reports.analysis import Analysis, analyse
-from rnnbench.reports.claims import claim_for
+from rnnbench.reports.analysis import analyse, analyses
 from rnnbench.reports.collect import local_records
-from rnnbench.reports.rows import experiment_of, to_row
+from rnnbench.reports.groups import PoolingError
+from rnnbench.reports.rows import experiment_of
 from rnnbench.reports.sweep_report import write_index, write_sweep
 
-
-def analyses(records: list[dict[str, Any]]) -> list[Analysis]:
-    """One analysis per experiment found in the records, in name order."""
-    by_experiment: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_experiment.setdefault(experiment_of(record), []).append(record)
-    result = []
-    for experiment in sorted(by_experiment):
-        claim = claim_for(experiment)
-        result.append(analyse(experiment, claim, [to_row(r, claim) for r in by_experiment[experiment]]))
-    return result
+__all__ = ["analyses", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench-report", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="run.json files or folders holding them (local source)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="run.json files, folders holding them, or runs.jsonl.gz archives"
+    )
+    parser.add_argument("--out", default="reports", help="report folder (default: reports)")
     parser.add_argument("--source", choices=("local", "wandb"), default="local", help="where the runs are read from")
     parser.add_argument("--entity", help="W&B entity (with --source wandb or --wandb-report)")
     parser.add_argument("--project", default="rnnbench", help="W&B project (default: rnnbench)")
@@ -61,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.source == "local" and not args.paths:
-        parser.error("give run folders or run.json files, or --source wandb")
+        parser.error("give run folders, run.json files or runs.jsonl.gz archives, or --source wandb")
     if (args.source == "wandb" or args.wandb_report) and not args.entity:
         parser.error("--entity is needed to read from or write to W&B")
     try:
@@ -73,18 +66,26 @@ def main(argv: list[str] | None = None) -> int:
         where = f"W&B {args.entity}/{args.project}" if args.source == "wandb" else ", ".join(map(str, args.paths))
         print(f"rnnbench-report: error: no runs in {where}", file=sys.stderr)
         return 2
-    command = shlex.join(["rnnbench-report", *(argv if argv is not None else sys.argv[1:])])
-    for analysis in analyses(records):
-        folder = write_sweep(analysis, args.out, command)
+    by_experiment: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_experiment.setdefault(experiment_of(record), []).append(record)
+    try:
+        done = [(analyse(name, by_experiment[name]), by_experiment[name]) for name in sorted(by_experiment)]
+    except PoolingError as err:
+        print(f"rnnbench-report: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    for analysis, own in done:
+        folder = write_sweep(analysis, own, out, args.out)
         print(f"{analysis.experiment}: {folder / 'README.md'}")
         for finding in analysis.findings:
-            print(f"  {finding.sentence}")
+            print(f"  {finding.hypothesis.id}: {finding.sentence}")
         if args.wandb_report:
             from rnnbench.reports.wandb_report import build_report
 
             saved = build_report(analysis, args.entity, args.project).save()
             print(f"  W&B report: {saved.url}")
-    print(f"index: {write_index(args.out)}")
+    print(f"index: {write_index(out)}")
     return 0
 
 

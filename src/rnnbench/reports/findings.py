@@ -1,100 +1,401 @@
-"""Turning statistics into a verdict on the seed's claim: reproduced, not reproduced or inconclusive.
+"""Deciding a study's hypotheses: the test each kind calls for, per group, Holm over the study, then over groups.
 
-The rule, stated once here and quoted in every report (`RULE`), is applied per group (task x swept-factor value)
-and then over the groups an expectation covers. With 3-5 seeds a test has little power, so "inconclusive" is the
-honest default; a verdict needs a significant difference or, for "similar", a tight agreement between two variants
-that both learned something.
+A hypothesis (declared in the sweep file's `study:` block, `rnnbench.study.spec`) speaks about groups: each
+(task, setting, factor value) it covers, or, for an interaction, each (task, setting) over its factor range.
+Per group the rule is:
+
+1. The reference must have learned (at least half of its runs beat the task's trivial baseline or solved it) for
+   the test to count either way; when neither variant learned the group's verdict is "neither learned".
+2. The test the relation calls for (`TESTS`), one-sided, in the direction the data point: towards the claim
+   (reproduced if significant) or away from it (not reproduced if significant). Failed and diverged runs stay in:
+   the worst value in rank tests, not solved in solve counts, censored at the budget in steps to solve, and the
+   task's trivial baseline in means.
+3. Holm's step-down adjustment over every test the study ran (the family), at `ALPHA`.
+
+Over groups a hypothesis is reproduced when more than half of its groups reproduce it and none contradicts it, not
+reproduced when more than half contradict it and none reproduces it, "neither learned" when no group had a
+learner, and inconclusive otherwise: one group of several cannot carry a hypothesis. `rule_text` states all this
+in every report.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from rnnbench.reports.claims import Claim, Expectation
-from rnnbench.reports.stats import Comparison, Summary
+from rnnbench.reports.rows import OK, Row
+from rnnbench.reports.stats import (
+    MAX_SEEDS,
+    equivalence,
+    holm,
+    logrank_test,
+    min_rank_p,
+    rank_test,
+    seeds_for_equivalence,
+    seeds_for_rank_test,
+    seeds_for_rates,
+    solve_test,
+)
+from rnnbench.study.spec import Hypothesis, Study
 
 ALPHA = 0.05
-SIMILAR_MARGIN = 0.10  # "similar": |difference| within 10% of the reference's distance from the trivial baseline
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-
-RULE = (
-    f"Per group (task x factor value), over the seeds that finished: *better*/*worse* is reproduced when Welch's "
-    f"t-test gives p < {ALPHA} in the claimed direction and not reproduced when p < {ALPHA} in the other direction; "
-    f"*similar* is not reproduced when p < {ALPHA}, and reproduced when p >= {ALPHA}, the two 95% confidence "
-    f"intervals overlap, the difference of means is within {SIMILAR_MARGIN:.0%} of the reference's distance from "
-    f"the task's trivial baseline, and the reference's mean beats that baseline. Anything else, including fewer than "
-    f"two finished seeds on either side, is inconclusive. Over groups: reproduced when at least half of the groups "
-    f"reproduce it and more groups reproduce it than contradict it; not reproduced when at least half contradict it "
-    f"and more contradict it than reproduce it; otherwise inconclusive."
-)
+NEITHER, REFERENCE_FAILED = "neither learned", "reference did not learn"
+TESTS = {
+    "better": "exact one-sided Mann-Whitney U on the test metric, P(variant better) with a bootstrap CI",
+    "worse": "exact one-sided Mann-Whitney U on the test metric, P(variant better) with a bootstrap CI",
+    "solves": "Boschloo's exact test on solved counts (where the task records no solve criterion: on the runs "
+    "that beat its trivial baseline)",
+    "similar": "equivalence: two one-sided Welch t-tests (TOST) against the declared margin, with the 90% CI of the "
+    "difference of means; reproduced when the CI lies inside +-margin, not reproduced when it lies outside",
+    "faster": "log-rank test on steps to solve (unsolved runs censored at their step budget), p from its exact or "
+    "Monte Carlo permutation distribution",
+    "interaction": "exact one-sided Mann-Whitney U on the per-seed gains (variant minus reference, runs paired by "
+    "seed) at the largest factor value against those at the smallest (the reference must have learned at the "
+    "smallest)",
+}
 
 
 @dataclass(frozen=True)
-class Group:
-    """What the rule needs about one variant vs the reference in one (task, factor) group."""
+class Side:
+    """One variant's runs in one group, as the tests see them."""
 
+    variant: str
+    rows: tuple[Row, ...]
+    metric: str | None
+
+    @property
+    def runs(self) -> int:
+        return len(self.rows)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.rows[0].higher_is_better_for(self.metric)
+
+    @property
+    def baseline(self) -> float | None:
+        return self.rows[0].baseline_for(self.metric)
+
+    def rank_values(self) -> list[float]:
+        """Test values; a run without one (failed, diverged, not finished) is the worst value, -inf or +inf."""
+        worst = -math.inf if self.higher_is_better else math.inf
+        return [worst if (v := r.metric_value(self.metric)) is None else v for r in self.rows]
+
+    def mean_values(self) -> list[float]:
+        """Test values; a run without one takes the task's trivial baseline (it learned nothing usable)."""
+        fallback = math.nan if self.baseline is None else self.baseline
+        return [fallback if (v := r.metric_value(self.metric)) is None else v for r in self.rows]
+
+    def goodness_by_seed(self) -> dict[int, float]:
+        """Rank values signed so that larger is better, by seed."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        return {r.seed: sign * v for r, v in zip(self.rows, self.rank_values(), strict=True)}
+
+    @property
+    def learned(self) -> int:
+        return sum(r.learned for r in self.rows)
+
+    @property
+    def has_learned(self) -> bool:
+        """At least half of the runs beat the baseline or solved the task."""
+        return bool(self.rows) and 2 * self.learned >= self.runs
+
+    @property
+    def has_criterion(self) -> bool:
+        return any(r.solved is not None for r in self.rows)
+
+    @property
+    def solved(self) -> int:
+        """Runs that solved (that beat the baseline, where no solve criterion is recorded); failed runs did not."""
+        if self.has_criterion:
+            return sum(bool(r.solved) and r.status == OK for r in self.rows)
+        return sum(bool(r.beats_baseline) and r.status == OK for r in self.rows)
+
+    def steps(self) -> tuple[list[int | None], list[float]]:
+        """Steps to solve (None: censored) and each run's step budget (failed runs never solved)."""
+        steps = [r.steps_to_solve if r.solved and r.status == OK else None for r in self.rows]
+        observed = [s for s in steps if s is not None]
+        fallback = max([*(r.max_steps or 0 for r in self.rows), *observed, 1])
+        return steps, [float(r.max_steps) if r.max_steps and r.max_steps > 0 else float(fallback) for r in self.rows]
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One hypothesis in one group: the test, its p-value (raw and Holm-adjusted) and the group's verdict."""
+
+    hypothesis: Hypothesis
     task: str
-    x: float | None
-    variant: Summary
-    reference: Summary
-    comparison: Comparison
-    baseline: float | None
-    higher_is_better: bool
+    setting: str
+    x: float | None  # None for an interaction (it spans the factor range)
+    reference: Side
+    variant: Side
+    status: str  # "tested" | NEITHER | REFERENCE_FAILED | "too few runs" | "not testable"
+    estimate: str = ""  # the effect, in words and numbers
+    p: float = math.nan  # the one-sided p-value in the direction the data point
+    towards_claim: bool = True  # whether that direction is the claim's
+    p_adj: float = math.nan
+    verdict: str = INCONCLUSIVE
+    to_decide: str = ""  # for an undecided group: what would decide it
+    planning: tuple = ()  # (kind, numbers) for the seed estimate, filled in once the family size is known
+
+    @property
+    def tested(self) -> bool:
+        return self.status == "tested" and math.isfinite(self.p)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None:
+    """Step 1 of the rule: a group whose reference did not learn has no test (None: go on and test it)."""
+    if not base.reference.rows or not base.variant.rows:
+        return replace(base, status="too few runs", to_decide="runs of both variants")
+    if ref.has_learned:
+        return None
+    status = REFERENCE_FAILED if var_learned else NEITHER
+    learnt = f"{ref.variant} beat its baseline in {ref.learned}/{ref.runs} runs"
+    return replace(base, status=status, verdict=status, to_decide=f"a budget at which {ref.variant} learns ({learnt})")
+
+
+def _directional(base: GroupResult, p_claim: float, p_other: float) -> GroupResult:
+    """Keep the one-sided p-value of the direction the data point (the smaller one)."""
+    towards = p_claim <= p_other
+    return replace(base, p=p_claim if towards else p_other, towards_claim=towards)
+
+
+def test_group(h: Hypothesis, task: str, setting: str, x: float | None, ref: Side, var: Side) -> GroupResult:
+    """Steps 1-2 of the rule for one (task, setting, factor value) group; Holm comes later (`decide`)."""
+    base = GroupResult(h, task, setting, x, ref, var, "tested")
+    gated = _gate(base, ref, var.has_learned)
+    if gated is not None:
+        return gated
+    if h.relation in ("better", "worse"):
+        r = rank_test(var.rank_values(), ref.rank_values(), var.higher_is_better)
+        s = r.superiority
+        estimate = f"P({var.variant} better) = {_fmt(s.estimate)} [{_fmt(s.low)}, {_fmt(s.high)}]"
+        claim, other = (r.p_better, r.p_worse) if h.relation == "better" else (r.p_worse, r.p_better)
+        out = _directional(replace(base, estimate=estimate), claim, other)
+        return replace(out, planning=("rank", s.estimate, var.runs, ref.runs))
+    if h.relation == "solves":
+        t = solve_test(var.solved, var.runs, ref.solved, ref.runs)
+        what = "solved" if var.has_criterion or ref.has_criterion else "beat baseline"
+        estimate = f"{what}: {var.solved}/{var.runs} vs {ref.solved}/{ref.runs}"
+        out = _directional(replace(base, estimate=estimate), t.p_better, t.p_worse)
+        return replace(out, planning=("rates", var.solved / var.runs, ref.solved / ref.runs))
+    if h.relation == "similar":
+        return _similar(base, h, ref, var)
+    if h.relation == "faster":
+        if not (var.has_criterion or ref.has_criterion):
+            return replace(base, status="not testable", to_decide="a task with a solve criterion (steps to solve)")
+        (sv, bv), (sr, br) = var.steps(), ref.steps()
+        t = logrank_test(sv, bv, sr, br)
+        estimate = f"solved {var.solved}/{var.runs} vs {ref.solved}/{ref.runs}; log-rank {_fmt(t.statistic)}"
+        estimate += "" if t.exact else " (Monte Carlo)"
+        out = _directional(replace(base, estimate=estimate), t.p_faster, t.p_slower)
+        return replace(out, planning=("permutation", var.runs, ref.runs))
+    raise ValueError(f"relation {h.relation!r} is tested per factor range, not per group")
+
+
+def margin_of(h: Hypothesis, ref: Side) -> float:
+    """The `similar` margin in metric units: absolute, or a fraction of the reference's gain over the baseline."""
+    if h.margin_kind == "absolute" or h.margin is None:
+        return float(h.margin or math.nan)
+    values, baseline = ref.mean_values(), ref.baseline
+    if baseline is None or not values:
+        return math.nan
+    gain = sum(values) / len(values) - baseline
+    return h.margin * abs(gain)
+
+
+def _similar(base: GroupResult, h: Hypothesis, ref: Side, var: Side) -> GroupResult:
+    margin = margin_of(h, ref)
+    a, b = var.mean_values(), ref.mean_values()
+    if var.runs < 2 or ref.runs < 2 or not math.isfinite(margin):
+        return replace(base, status="too few runs", to_decide="at least 2 runs of each variant and a baseline")
+    e = equivalence(a, b, margin)
+    width = e.high - e.low
+    estimate = (
+        f"diff {_fmt(e.diff)}, 90% CI [{_fmt(e.low)}, {_fmt(e.high)}] (width {_fmt(width)}), margin +-{_fmt(margin)}"
+    )
+    out = replace(base, estimate=estimate, p=e.p_inside if abs(e.diff) < margin else e.p_outside)
+    out = replace(out, towards_claim=abs(e.diff) < margin)
+    return replace(out, planning=("equivalence", seeds_for_equivalence(a, b, margin)))
+
+
+def test_interaction(h: Hypothesis, task: str, setting: str, by_x: dict[float, tuple[Side, Side]]) -> GroupResult:
+    """The variant's per-seed gain over the reference at the largest factor value against the smallest."""
+    xs = sorted(by_x)
+    low_ref, low_var = by_x[xs[0]]
+    high_ref, high_var = by_x[xs[-1]]
+    base = GroupResult(h, task, setting, None, low_ref, high_var, "tested")
+    if len(xs) < 2:
+        return replace(base, status="too few runs", to_decide="runs at two factor values at least")
+    gated = _gate(base, low_ref, any(s.has_learned for s in (low_var, high_ref, high_var)))
+    if gated is not None:
+        return gated
+
+    def gains(ref: Side, var: Side) -> list[float]:
+        r, v = ref.goodness_by_seed(), var.goodness_by_seed()
+        out = []
+        for seed in sorted(set(r) & set(v)):
+            both_failed = math.isinf(r[seed]) and math.isinf(v[seed]) and r[seed] == v[seed]
+            out.append(0.0 if both_failed else v[seed] - r[seed])
+        return out
+
+    low, high = gains(low_ref, low_var), gains(high_ref, high_var)
+    if not low or not high:
+        return replace(base, status="too few runs", to_decide="runs of both variants with the same seeds")
+    t = rank_test(high, low, higher_is_better=True)
+    s = t.superiority
+    estimate = (
+        f"P(gain at {xs[-1]:g} > gain at {xs[0]:g}) = {_fmt(s.estimate)} [{_fmt(s.low)}, {_fmt(s.high)}]; "
+        f"median gain {_fmt(_median(low))} -> {_fmt(_median(high))} ({len(low)}, {len(high)} seed pairs)"
+    )
+    out = _directional(replace(base, estimate=estimate), t.p_better, t.p_worse)
+    return replace(out, planning=("rank", s.estimate, len(high), len(low)))
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return math.nan if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
+
+
+def _seeds(n: int) -> str:
+    return f"about {n} seeds per variant" if n <= MAX_SEEDS else f"more than {MAX_SEEDS} seeds per variant"
+
+
+def _plan(result: GroupResult, alpha: float) -> str:
+    """What would decide an undecided, tested group, at the per-test level `alpha` (Bonferroni, to be safe)."""
+    kind, *numbers = result.planning or ("",)
+    if kind == "rank":
+        superiority, n_a, n_b = numbers
+        n = seeds_for_rank_test(superiority, alpha)
+        floor = "" if min_rank_p(n_a, n_b) < alpha else f"; {n_a} vs {n_b} seeds cannot reach p < {alpha:.2g} at all"
+        seeds = "no effect to detect at these seeds" if n is None else _seeds(n)
+        return seeds + floor
+    if kind == "rates":
+        n = seeds_for_rates(*numbers, alpha)
+        return "no difference in solve rate to detect" if n is None else _seeds(n)
+    if kind == "permutation":
+        n_a, n_b = numbers
+        n = 2
+        while min_rank_p(n, n) >= alpha:
+            n += 1
+        if min_rank_p(n_a, n_b) >= alpha:
+            return f"at least {n} seeds per variant: {n_a} vs {n_b} seeds cannot reach p < {alpha:.2g} at all"
+        return "more seeds, or a budget at which the slower variant solves (censored runs carry less information)"
+    if kind == "equivalence":
+        (n,) = numbers
+        return "the estimate sits on the margin" if n is None else _seeds(n)
+    return "more seeds (a larger budget if runs are censored)"
+
+
+def decide(results: Sequence[GroupResult], alpha: float = ALPHA) -> list[GroupResult]:
+    """Step 3: Holm over the tested groups of the whole study, then each group's verdict."""
+    tested = [i for i, r in enumerate(results) if r.tested]
+    adjusted = dict(zip(tested, holm([results[i].p for i in tested], alpha), strict=True))
+    per_test = alpha / max(len(tested), 1)
+    out = []
+    for i, r in enumerate(results):
+        if i not in adjusted:
+            out.append(r)
+            continue
+        p_adj = adjusted[i]
+        if p_adj < alpha:
+            verdict = REPRODUCED if r.towards_claim else NOT_REPRODUCED
+            out.append(replace(r, p_adj=p_adj, verdict=verdict, to_decide=""))
+        else:
+            out.append(replace(r, p_adj=p_adj, verdict=INCONCLUSIVE, to_decide=_plan(r, per_test)))
+    return out
 
 
 @dataclass(frozen=True)
 class Finding:
-    """An expectation's verdict over its groups, with the counts behind it."""
+    """A hypothesis's verdict over its groups, with the counts behind it."""
 
-    expectation: Expectation
+    hypothesis: Hypothesis
     verdict: str
     reproduced: int
     contradicted: int
     groups: int
     sentence: str
+    to_decide: str = ""
 
 
-def _gain(diff: float, higher_is_better: bool) -> float:
-    """A difference of means signed so that positive means 'the variant is better'."""
-    return diff if higher_is_better else -diff
+def describe(h: Hypothesis, study: Study) -> str:
+    """A hypothesis in words, e.g. 'rnn worse than lstm on adding at task.seq_len >= 100'."""
+    relation = {
+        "better": "better than",
+        "worse": "worse than",
+        "similar": "similar to",
+        "solves": "solves more often than",
+        "faster": "solves in fewer steps than",
+        "interaction": "gains more over",
+    }[h.relation]
+    where = f" on {', '.join(h.tasks)}" if h.tasks else ""
+    low, high = h.factor_min, h.factor_max
+    at = ""
+    if low is not None or high is not None:
+        bounds = [f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else ""]
+        at = f" at {study.factor} {' and '.join(b for b in bounds if b)}"
+    tail = f" at the largest {study.factor} than at the smallest" if h.relation == "interaction" else ""
+    margin = ""
+    if h.relation == "similar":
+        unit = "of the reference's gain over the baseline" if h.margin_kind == "fraction" else "(metric units)"
+        margin = f" (margin {h.margin:g} {unit})" if h.margin_kind == "absolute" else f" (margin {h.margin:.0%} {unit})"
+    metric = f" [{h.metric}]" if h.metric else ""
+    return f"{h.variant} {relation} {study.reference}{tail}{where}{at}{margin}{metric}"
 
 
-def group_verdict(relation: str, group: Group) -> str:
-    """The rule (see RULE) for one group."""
-    p = group.comparison.p
-    if group.variant.n < 2 or group.reference.n < 2 or math.isnan(p):
-        return INCONCLUSIVE
-    gain = _gain(group.comparison.diff, group.higher_is_better)
-    if relation in ("better", "worse"):
-        if p >= ALPHA:
-            return INCONCLUSIVE
-        return REPRODUCED if (gain > 0) == (relation == "better") else NOT_REPRODUCED
-    if p < ALPHA:
-        return NOT_REPRODUCED
-    if group.baseline is None:
-        return INCONCLUSIVE
-    ref_gain = _gain(group.reference.mean - group.baseline, group.higher_is_better)
-    overlap = group.variant.ci_low <= group.reference.ci_high and group.reference.ci_low <= group.variant.ci_high
-    close = abs(group.comparison.diff) <= SIMILAR_MARGIN * ref_gain
-    return REPRODUCED if ref_gain > 0 and overlap and close else INCONCLUSIVE
-
-
-def finding(expectation: Expectation, claim: Claim, groups: list[Group]) -> Finding:
-    """Aggregate an expectation's per-group verdicts (see RULE) into one verdict and one sentence."""
-    verdicts = [group_verdict(expectation.relation, g) for g in groups]
+def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Finding:
+    """The over-groups rule (see the module docstring) for one hypothesis."""
+    verdicts = [r.verdict for r in results]
     yes, no, n = verdicts.count(REPRODUCED), verdicts.count(NOT_REPRODUCED), len(verdicts)
-    if n and yes > no and 2 * yes >= n:
+    described = describe(h, study)
+    if not n:
+        sentence = f"Inconclusive: no runs of both {h.variant} and {study.reference} in the groups it covers."
+        return Finding(h, INCONCLUSIVE, 0, 0, 0, sentence, "runs of both variants")
+    if verdicts.count(NEITHER) == n:
+        verdict = NEITHER
+    elif 2 * yes > n and no == 0:
         verdict = REPRODUCED
-    elif n and no > yes and 2 * no >= n:
+    elif 2 * no > n and yes == 0:
         verdict = NOT_REPRODUCED
     else:
         verdict = INCONCLUSIVE
-    described = expectation.describe(str(claim.reference), claim.x)
+    others = ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts) - {REPRODUCED, NOT_REPRODUCED}))
     sentence = (
-        f"{verdict.capitalize()}: {described} held in {yes} of {n} groups and was contradicted in {no} "
-        f"(the other {n - yes - no} inconclusive)."
-        if n
-        else f"Inconclusive: no runs of both {expectation.variant} and {claim.reference} in the groups it covers."
+        f"{verdict[0].upper()}{verdict[1:]}: {described}; reproduced in {yes} of {n} groups, contradicted in {no}"
+        + (f" ({others})." if others else ".")
     )
-    return Finding(expectation, verdict, yes, no, n, sentence)
+    undecided = [r for r in results if r.verdict not in (REPRODUCED, NOT_REPRODUCED) and r.to_decide]
+    to_decide = "" if verdict in (REPRODUCED, NOT_REPRODUCED) else "; ".join(sorted({r.to_decide for r in undecided}))
+    return Finding(h, verdict, yes, no, n, sentence, to_decide)
+
+
+def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:
+    """The rule in words, for the report: tests by kind, the family, the aggregation over groups."""
+    relations = sorted({h.relation for h in study.hypotheses})
+    tests = "; ".join(f"*{r}*: {TESTS[r]}" for r in relations)
+    return [
+        "**Rule.** Per group (task x setting x factor value; for an interaction, task x setting over the factor "
+        f"range): the reference must have learned (at least half of its runs beat the task's trivial baseline or "
+        f'solved it) for the test to count either way, and a group where neither variant learned is "neither '
+        f'learned". Tests: {tests}. Each test is one-sided, in the direction the data point: significant towards '
+        "the claim is reproduced, significant away from it is not reproduced, anything else is inconclusive. "
+        "Failed and diverged runs stay in: the worst value in rank tests, not solved in solve counts, censored at "
+        "the step budget in steps to solve, the trivial baseline in means.",
+        f"**Family.** Holm's step-down adjustment over the {family} test(s) this study ran (every hypothesis x group "
+        f"where the reference learned), at alpha = {alpha}; the tables show raw and adjusted p.",
+        "**Over groups.** A hypothesis is reproduced when more than half of its groups reproduce it and none "
+        'contradicts it; not reproduced when more than half contradict it and none reproduces it; "neither '
+        'learned" when no group had a variant that learned; otherwise inconclusive, so one group of several cannot '
+        "carry it. Per-group verdicts are in the table below.",
+        "**To decide.** For an undecided group, the seeds per variant that would likely decide it (rank tests: "
+        "Noether 1987 at 80 % power; solve rates: the normal approximation; similar: the seeds at which the 90 % CI "
+        "at the observed spread falls wholly inside or outside the margin), each at alpha / family size; where "
+        "the reference did not learn, a larger budget or tuned settings come first.",
+    ]

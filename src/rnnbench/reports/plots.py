@@ -17,11 +17,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from rnnbench.reports.aggregate import TAUS
 from rnnbench.reports.analysis import Analysis, VariantStats, variant_order
 from rnnbench.reports.probes import gate_curves, has_probes, lag_curves
+from rnnbench.reports.stats import fraction_solved
 
 DPI = 100
 PANEL = (4.2, 3.2)
+COLUMNS = 4  # panels per row of a figure
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -32,10 +35,14 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def _panels(n: int, draw: Callable[[plt.Axes, int], None], path: Path, title: str) -> None:
-    """One row of `n` panels, each drawn by `draw(ax, i)`, saved to `path`."""
+    """`n` panels, up to COLUMNS a row, each drawn by `draw(ax, i)`, saved to `path`."""
+    cols, lines = min(n, COLUMNS), math.ceil(n / COLUMNS)
     with plt.style.context("default"):
-        fig, axes = plt.subplots(1, n, figsize=(PANEL[0] * n, PANEL[1]), squeeze=False)
-        for i, ax in enumerate(axes[0]):
+        fig, axes = plt.subplots(lines, cols, figsize=(PANEL[0] * cols, PANEL[1] * lines), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            if i >= n:
+                ax.set_visible(False)
+                continue
             draw(ax, i)
             ax.grid(True, alpha=0.3)
         fig.suptitle(title, fontsize=10)
@@ -47,68 +54,92 @@ def _tasks(analysis: Analysis) -> list[str]:
 
 
 def _variants(analysis: Analysis) -> list[str]:
-    return sorted({v.variant for v in analysis.variants}, key=lambda v: variant_order(analysis.claim, v))
+    return sorted({v.variant for v in analysis.variants}, key=lambda v: variant_order(analysis.study, v))
 
 
 def _by_task(analysis: Analysis, task: str) -> list[VariantStats]:
     return [v for v in analysis.variants if v.task == task]
 
 
+def _panel_title(analysis: Analysis, task: str, setting: str) -> str:
+    return f"{task} [{setting}]" if setting else task
+
+
+def _places(analysis: Analysis) -> list[tuple[str, str]]:
+    """(task, setting) pairs, one panel each."""
+    return sorted({(v.task, v.setting) for v in analysis.variants})
+
+
 def factor_plot(analysis: Analysis, path: Path) -> None:
-    """The primary test metric against the swept factor (or per variant), mean with its 95% CI, one panel per task."""
-    tasks, variants, x_name = _tasks(analysis), _variants(analysis), analysis.claim.x
+    """The primary test metric of every finished seed (dots) and the median per variant (line or bar), against the
+    swept factor or per variant, one panel per task; failed and diverged runs are counted in the legend."""
+    places, variants, x_name = _places(analysis), _variants(analysis), analysis.study.factor
 
     def draw(ax: plt.Axes, i: int) -> None:
-        stats = _by_task(analysis, tasks[i])
+        stats = [v for v in analysis.variants if (v.task, v.setting) == places[i]]
         for j, name in enumerate(variants):
-            own = [v for v in stats if v.variant == name and v.summary.n]
+            own = [v for v in stats if v.variant == name]
             if not own:
                 continue
-            means = np.array([v.summary.mean for v in own])
-            low = np.array([v.summary.ci_low if v.summary.n > 1 else v.summary.mean for v in own])
-            high = np.array([v.summary.ci_high if v.summary.n > 1 else v.summary.mean for v in own])
+            lost = sum(v.runs - len(v.values) for v in own)
+            label = name + (f" ({lost} without a value)" if lost else "")
+            offset = (j - (len(variants) - 1) / 2) * 0.08
+            positions = [v.x if x_name else j for v in own]
+            for pos, v in zip(positions, own, strict=True):
+                at = pos * (1 + offset / 4) if x_name else pos + offset
+                ax.scatter([at] * len(v.values), v.values, s=14, color=f"C{j}", alpha=0.7, zorder=3)
+            medians = [float(np.median(v.values)) if v.values else np.nan for v in own]
             if x_name:
-                xs = np.array([v.x for v in own])
-                ax.plot(xs, means, marker="o", label=name, color=f"C{j}")
-                ax.fill_between(xs, low, high, alpha=0.2, color=f"C{j}")
+                ax.plot(positions, medians, marker="_", label=label, color=f"C{j}")
             else:
-                ax.errorbar([j], means, yerr=[means - low, high - means], fmt="o", capsize=4, color=f"C{j}", label=name)
+                ax.scatter(positions, medians, marker="_", s=300, color=f"C{j}", label=label)
         if stats and stats[0].baseline is not None:
             ax.axhline(stats[0].baseline, color="grey", linestyle=":", label="baseline")
-        ax.set_title(tasks[i])
+        ax.set_title(_panel_title(analysis, *places[i]))
         ax.set_xlabel(x_name or "variant")
+        if x_name and stats and all(v.x and v.x > 0 for v in stats):
+            ax.set_xscale("log")
         if not x_name:
             ax.set_xticks(range(len(variants)), variants, rotation=20)
         ax.set_ylabel(f"test {stats[0].metric}" if stats else "")
         ax.legend(fontsize=7)
 
-    _panels(len(tasks), draw, path, f"{analysis.experiment}: test metric, mean and 95% CI over seeds")
+    _panels(len(places), draw, path, f"{analysis.experiment}: test metric, each seed (dots) and the median")
 
 
 def curves_plot(analysis: Analysis, path: Path) -> None:
-    """Validation metric per epoch, mean ± std over seeds per variant; at the largest factor value for each task."""
-    tasks, variants = _tasks(analysis), _variants(analysis)
+    """Validation metric against the optimiser step, one thin line per seed and the median per variant; at the
+    largest factor value for each task."""
+    places, variants = _places(analysis), _variants(analysis)
 
     def draw(ax: plt.Axes, i: int) -> None:
-        rows = [r for r in analysis.rows if r.task == tasks[i] and r.curve]
+        rows = [r for r in analysis.eval_rows if (r.task, _setting(analysis, r)) == places[i] and r.curve]
         top = max((r.x for r in rows if r.x is not None), default=None)
         for j, name in enumerate(variants):
             curves = [dict(r.curve) for r in rows if r.variant == name and r.x == top]
-            epochs = sorted({e for c in curves for e in c})
-            if not epochs:
+            for c in curves:
+                ax.plot(list(c), list(c.values()), color=f"C{j}", alpha=0.35, linewidth=0.8)
+            steps = sorted({e for c in curves for e in c})
+            if not steps:
                 continue
-            values = [[c[e] for c in curves if e in c and math.isfinite(c[e])] for e in epochs]
-            means = np.array([np.mean(v) if v else np.nan for v in values])
-            spread = np.array([np.std(v) if v else np.nan for v in values])
-            ax.plot(epochs, means, marker=".", label=name, color=f"C{j}")
-            ax.fill_between(epochs, means - spread, means + spread, alpha=0.2, color=f"C{j}")
-        at = "" if top is None else f" ({analysis.claim.x}={top:g})"
-        ax.set_title(tasks[i] + at)
-        ax.set_xlabel("epoch")
+            values = [[c[e] for c in curves if e in c and math.isfinite(c[e])] for e in steps]
+            medians = np.array([np.median(v) if v else np.nan for v in values])
+            ax.plot(steps, medians, label=name, color=f"C{j}", linewidth=1.8)
+        at = "" if top is None else f" ({analysis.study.factor}={top:g})"
+        ax.set_title(_panel_title(analysis, *places[i]) + at)
+        ax.set_xlabel("optimiser step")
         ax.set_ylabel(f"val {rows[0].metric}" if rows else "")
         ax.legend(fontsize=7)
 
-    _panels(len(tasks), draw, path, f"{analysis.experiment}: learning curves, mean ± std over seeds")
+    _panels(len(places), draw, path, f"{analysis.experiment}: learning curves, each seed and the median")
+
+
+def _setting(analysis: Analysis, row: object) -> str:
+    """The setting of a row's cell."""
+    for v in analysis.variants:
+        if any(r is row for r in v.rows):
+            return v.setting
+    return ""
 
 
 def cost_plot(analysis: Analysis, path: Path) -> None:
@@ -133,13 +164,13 @@ LINESTYLES = ("-", "--", "-.", ":")
 
 def _factor_label(analysis: Analysis, x: float | None) -> str:
     """' seq_len=200' for a swept-factor value, '' without one."""
-    return "" if x is None or not analysis.claim.x else f" {analysis.claim.x.rsplit('.', 1)[-1]}={x:g}"
+    return "" if x is None or not analysis.study.factor else f" {analysis.study.factor.rsplit('.', 1)[-1]}={x:g}"
 
 
 def grad_lag_plot(analysis: Analysis, path: Path) -> None:
     """||dL/dh|| against the lag on a log axis, layer 0, last probe, mean over seeds; colour = variant,
     line style = swept-factor value; one panel per task."""
-    curves = lag_curves(analysis.rows)
+    curves = lag_curves(analysis.eval_rows)
     tasks, variants = sorted({c.task for c in curves}), _variants(analysis)
     xs = sorted({c.x for c in curves if c.x is not None})
 
@@ -161,7 +192,7 @@ def grad_lag_plot(analysis: Analysis, path: Path) -> None:
 def forget_gate_plot(analysis: Analysis, path: Path) -> None:
     """Forget-gate mean (GRU: update gate) of layer 0 against the training step, mean over seeds, one panel per task;
     at the largest factor value for each task."""
-    curves = gate_curves(analysis.rows)
+    curves = gate_curves(analysis.eval_rows)
     tasks, variants = sorted({c.task for c in curves}), _variants(analysis)
 
     def draw(ax: plt.Axes, i: int) -> None:
@@ -178,16 +209,102 @@ def forget_gate_plot(analysis: Analysis, path: Path) -> None:
     _panels(len(tasks), draw, path, f"{analysis.experiment}: forget gate over training, mean over seeds")
 
 
+def solved_plot(analysis: Analysis, path: Path) -> None:
+    """Kaplan-Meier fraction of runs solved against the optimiser step (unsolved runs censored at their budget),
+    per variant, one panel per group."""
+    groups = sorted({(v.task, v.setting, v.x) for v in analysis.variants if v.solved is not None}, key=_group_key)
+    variants = _variants(analysis)
+
+    def draw(ax: plt.Axes, i: int) -> None:
+        task, setting, x = groups[i]
+        for j, name in enumerate(variants):
+            own = [v for v in analysis.variants if (v.task, v.setting, v.x, v.variant) == (task, setting, x, name)]
+            if not own:
+                continue
+            steps = [r.steps_to_solve if r.solved and r.status == "finished" else None for r in own[0].rows]
+            top = max([r.max_steps or 0 for r in own[0].rows] + [s or 0 for s in steps] + [1])
+            budgets = [float(r.max_steps or top) for r in own[0].rows]
+            at, frac = fraction_solved(steps, budgets)
+            at, frac = np.append(at, max(budgets)), np.append(frac, frac[-1])
+            ax.step(at, frac, where="post", color=f"C{j}", label=f"{name} ({own[0].n_solved}/{own[0].runs})")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(_panel_title(analysis, task, setting) + _factor_label(analysis, x))
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("fraction solved (Kaplan-Meier)")
+        ax.legend(fontsize=7)
+
+    _panels(len(groups), draw, path, f"{analysis.experiment}: fraction of runs solved vs steps")
+
+
+def _group_key(group: tuple) -> tuple:
+    return group[0], group[1], -math.inf if group[2] is None else group[2]
+
+
+def tuning_plot(analysis: Analysis, path: Path) -> None:
+    """Each variant's validation metric against the tuned value: every tuning seed (dots), the median (line), the
+    chosen value (star; a ring around it when it is at the edge of the grid)."""
+    groups = sorted({(s.task, s.setting, s.x) for s in analysis.tuning}, key=_group_key)
+    variants = _variants(analysis)
+    key = analysis.study.tuning.key if analysis.study.tuning else "tuned value"
+
+    def draw(ax: plt.Axes, i: int) -> None:
+        for s in (s for s in analysis.tuning if (s.task, s.setting, s.x) == groups[i]):
+            j = variants.index(s.variant) if s.variant in variants else len(variants)
+            for value, scores in zip(s.values, s.scores, strict=True):
+                ax.scatter([value] * len(scores), scores, s=12, color=f"C{j}", alpha=0.6)
+            medians = [s.median(k) for k in range(len(s.values))]
+            ax.plot(s.values, medians, color=f"C{j}", label=s.variant)
+            if s.chosen is not None and s.chosen in s.values:
+                chosen = medians[s.values.index(s.chosen)]
+                ax.scatter([s.chosen], [chosen], marker="*", s=120, color=f"C{j}", zorder=4)
+                if s.at_edge:
+                    ax.scatter([s.chosen], [chosen], marker="o", s=260, facecolors="none", edgecolors="red")
+        ax.set_xscale("log")
+        ax.set_title(_panel_title(analysis, *groups[i][:2]) + _factor_label(analysis, groups[i][2]))
+        ax.set_xlabel(key)
+        ax.set_ylabel("validation metric (tuning seeds)")
+        ax.legend(fontsize=7)
+
+    _panels(len(groups), draw, path, f"{analysis.experiment}: sensitivity to {key} (red ring: choice at the edge)")
+
+
+def profile_plot(analysis: Analysis, path: Path) -> None:
+    """Performance profiles: the fraction of runs (each group weighted equally) whose normalised score exceeds tau."""
+
+    def draw(ax: plt.Axes, i: int) -> None:
+        variants = _variants(analysis)
+        for a in analysis.aggregates:
+            ax.plot(TAUS, a.profile, color=f"C{variants.index(a.variant)}", label=f"{a.variant} ({a.strata} groups)")
+        ax.set_xlabel("normalised score tau (0 = trivial baseline, 1 = perfect)")
+        ax.set_ylabel("fraction of runs with score > tau")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7)
+
+    _panels(1, draw, path, f"{analysis.experiment}: performance profile over groups")
+
+
 def _always(analysis: Analysis) -> bool:
     return True
 
 
 def _probed(analysis: Analysis) -> bool:
-    return has_probes(analysis.rows)
+    return has_probes(analysis.eval_rows)
 
 
 def _gated(analysis: Analysis) -> bool:
-    return bool(gate_curves(analysis.rows))
+    return bool(gate_curves(analysis.eval_rows))
+
+
+def _solvable(analysis: Analysis) -> bool:
+    return any(v.solved is not None for v in analysis.variants)
+
+
+def _tuned(analysis: Analysis) -> bool:
+    return bool(analysis.tuning)
+
+
+def _aggregated(analysis: Analysis) -> bool:
+    return bool(analysis.aggregates)
 
 
 Plot = Callable[[Analysis, Path], None]
@@ -197,6 +314,9 @@ PLOTS: dict[str, tuple[Plot, Callable[[Analysis], bool]]] = {  # file name: (dra
     "cost.png": (cost_plot, _always),
     "grad_vs_lag.png": (grad_lag_plot, _probed),  # runs with diagnostics.enabled=true only
     "forget_gate.png": (forget_gate_plot, _gated),  # ... and a gated cell
+    "solved.png": (solved_plot, _solvable),  # tasks with a solve criterion
+    "tuning.png": (tuning_plot, _tuned),  # studies with tuning records
+    "profile.png": (profile_plot, _aggregated),
 }
 
 

@@ -9,13 +9,16 @@ run.json holds (a W&B-sourced row has none).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.reports.claims import Claim
+from hydra.utils import get_class
+
+from rnnbench.study.spec import Study, lookup
 from rnnbench.training.train import run_name
 
 OK = "finished"
+LOWER_IS_BETTER = ("loss", "mse", "mae", "nll", "bpc", "smape", "ce", "error")  # metric names, other than primary
 
 
 @dataclass(frozen=True)
@@ -47,23 +50,46 @@ class Row:
     epochs: int
     run: str
     overrides: tuple[str, ...]
-    curve: tuple[tuple[int, float], ...]  # (epoch, validation primary metric)
+    curve: tuple[tuple[int, float], ...]  # (optimiser step, or epoch where no step is recorded; val primary metric)
     probes: tuple[Probe, ...] = ()  # run.json's "diagnostics", in step order; empty when they were off
+    stage: str | None = None  # "tune" (validation only) | "eval" | None (a plain run)
+    solved: bool | None = None  # the task's solve criterion held (None: the task has none)
+    steps_to_solve: int | None = None  # first optimiser step at which it held; None: censored at max_steps
+    max_steps: int | None = None
+    val_value: float | None = None  # the primary metric on validation at the tested checkpoint (tuning scores)
+    perfect: float | None = None  # the primary metric's best possible value (normalised scores)
+    tuned: float | None = None  # the study's tuned key (e.g. the learning rate) in this run's config
+    tuning: dict[str, Any] | None = None  # eval runs of a study: {"key", "value", "selection", "at_edge"}
+    test: dict[str, Any] = field(default_factory=dict)  # every test metric, without the `test/` prefix
+    baselines: dict[str, Any] = field(default_factory=dict)  # every metric's trivial baseline
+    config: dict[str, Any] = field(default_factory=dict, compare=False)  # the resolved config (pooling guard)
 
     @property
     def ok(self) -> bool:
         """Finished with a finite primary metric: the runs statistics are computed over."""
         return self.status == OK and self.value is not None and math.isfinite(self.value)
 
+    @property
+    def learned(self) -> bool:
+        """Beat the task's trivial baseline, or solved the task: the run learned something."""
+        return bool(self.beats_baseline) or bool(self.solved)
 
-def lookup(config: dict[str, Any], dotted: str) -> Any:
-    """A value from a nested config by its dotted key, None where absent."""
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    def metric_value(self, metric: str | None) -> float | None:
+        """A test metric (the primary one by default), None unless the run finished with a finite value."""
+        if metric is None or metric == self.metric:
+            return self.value if self.ok else None
+        value = _number(self.test.get(metric))
+        return value if self.status == OK and value is not None and math.isfinite(value) else None
+
+    def higher_is_better_for(self, metric: str | None) -> bool:
+        """The direction of a metric: recorded for the primary one, from its name for the others."""
+        if metric is None or metric == self.metric:
+            return self.higher_is_better
+        return not any(metric == name or metric.endswith(f"_{name}") for name in LOWER_IS_BETTER)
+
+    def baseline_for(self, metric: str | None) -> float | None:
+        """The task's trivial baseline of a metric (the primary one by default)."""
+        return self.baseline if metric is None or metric == self.metric else _number(self.baselines.get(metric))
 
 
 def _number(value: Any) -> float | None:
@@ -92,19 +118,39 @@ def experiment_of(record: dict[str, Any]) -> str:
     return str(record.get("experiment") or record.get("config", {}).get("experiment") or "default")
 
 
-def to_row(record: dict[str, Any], claim: Claim) -> Row:
-    """Flatten a run.json-shaped record into a report row, labelling its variant with the sweep's claim."""
+def _perfect(config: dict[str, Any]) -> float | None:
+    """The task class's best possible primary-metric value, None where the class cannot be located."""
+    try:
+        return _number(getattr(get_class(str(config["task"]["_target_"])), "perfect", None))
+    except (KeyError, TypeError, ImportError, ValueError):
+        return None
+
+
+def _val_value(record: dict[str, Any], metric: str) -> float | None:
+    """The primary metric of `best_val` (keys `val/<metric>` or `<metric>`)."""
+    best = record.get("best_val") or {}
+    return _number(best.get(f"val/{metric}", best.get(metric)))
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def to_row(record: dict[str, Any], study: Study) -> Row:
+    """Flatten a run.json-shaped record into a report row, its variant and factor told by the sweep's study."""
     config = record.get("config", {})
     metric = record.get("primary_metric", "loss")
     history = record.get("history", [])
     times = [h["perf/epoch_time_s"] for h in history if "perf/epoch_time_s" in h]
-    x = lookup(config, claim.x) if claim.x else None
     overrides = tuple(record.get("overrides", []))
+    tuned = _number(lookup(config, study.tuning.key)) if study.tuning else None
+    test = {k.removeprefix("test/"): v for k, v in (record.get("test") or {}).items()}
     return Row(
         experiment=experiment_of(record),
         task=str(record.get("task")),
-        x=None if x is None else float(x),
-        variant=claim.label(lookup(config, claim.compare)),
+        x=study.factor_of(config),
+        variant=study.variant_of(config),
         seed=int(record.get("seed", config.get("seed", 0))),
         status=str(record.get("status")),
         metric=metric,
@@ -117,6 +163,19 @@ def to_row(record: dict[str, Any], claim: Claim) -> Row:
         epochs=len(times),
         run=run_name(list(overrides)),
         overrides=overrides,
-        curve=tuple((int(h["epoch"]), float(h[f"val/{metric}"])) for h in history if f"val/{metric}" in h),
+        curve=tuple(
+            (int(h.get("step", h["epoch"])), _float(h[f"val/{metric}"])) for h in history if f"val/{metric}" in h
+        ),
         probes=probes_of(record),
+        stage=record.get("stage", config.get("stage")),
+        solved=record.get("solved"),
+        steps_to_solve=_int(record.get("steps_to_solve")),
+        max_steps=_int(record.get("max_steps", lookup(config, "trainer.max_steps"))),
+        val_value=_val_value(record, metric),
+        perfect=_perfect(config),
+        tuned=tuned,
+        tuning=record.get("tuning"),
+        test=test,
+        baselines=dict(record.get("baseline") or {}),
+        config=config,
     )

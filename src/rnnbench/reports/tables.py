@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass
 
 from rnnbench.reports.analysis import Analysis, VariantStats
+from rnnbench.reports.findings import describe
 from rnnbench.reports.rows import Row
+from rnnbench.reports.stats import Interval
 
 
 def fmt(value: object) -> str:
@@ -65,9 +67,29 @@ def _x(x_name: str | None, value: str) -> tuple[str, ...]:
     return (value,) if x_name else ()
 
 
+def _ci(interval: Interval | None) -> str:
+    """'0.5 [0.2, 0.8]'; the estimate alone where no interval can be given; '' for none."""
+    if interval is None or math.isnan(interval.estimate):
+        return ""
+    if math.isnan(interval.low):
+        return fmt(interval.estimate)
+    return f"{fmt(interval.estimate)} [{fmt(interval.low)}, {fmt(interval.high)}]"
+
+
+def _where(analysis: Analysis) -> tuple[str, ...]:
+    """Column names locating a group: task, setting (where runs split into settings), factor."""
+    x_name = analysis.study.factor
+    return ("task", *(("setting",) if analysis.has_settings else ()), *_x(x_name, x_name or ""))
+
+
+def _place(analysis: Analysis, task: str, setting: str, x: float | None) -> tuple[str, ...]:
+    return (task, *((setting,) if analysis.has_settings else ()), *_x(analysis.study.factor, fmt_x(x)))
+
+
 def runs_table(rows: tuple[Row, ...], x_name: str | None) -> Table:
-    """Every run, failed and diverged ones included, with its status."""
+    """Every run, tuning runs, failed and diverged ones included, with its status."""
     columns = (
+        "stage",
         "task",
         *_x(x_name, x_name or ""),
         "variant",
@@ -77,6 +99,8 @@ def runs_table(rows: tuple[Row, ...], x_name: str | None) -> Table:
         "value",
         "baseline",
         "beats_baseline",
+        "solved",
+        "steps_to_solve",
         "num_parameters",
         "epoch_time_s",
         "epochs",
@@ -84,6 +108,7 @@ def runs_table(rows: tuple[Row, ...], x_name: str | None) -> Table:
     )
     body = tuple(
         (
+            r.stage or "",
             r.task,
             *_x(x_name, fmt_x(r.x)),
             r.variant,
@@ -93,6 +118,8 @@ def runs_table(rows: tuple[Row, ...], x_name: str | None) -> Table:
             fmt(r.value),
             fmt(r.baseline),
             fmt(r.beats_baseline),
+            fmt(r.solved),
+            fmt(r.steps_to_solve),
             fmt(r.num_parameters),
             fmt(r.epoch_time_s),
             fmt(r.epochs),
@@ -114,11 +141,9 @@ def _status_cells(v: VariantStats) -> tuple[str, ...]:
 
 
 def variants_table(analysis: Analysis) -> Table:
-    """Per (task, factor, variant): run counts by status, mean ± std, 95% CI, baseline beaten, params, time."""
-    x_name = analysis.claim.x
+    """Per cell: run counts by status, mean with its bootstrap CI, learned and solved counts, params, time."""
     columns = (
-        "task",
-        *_x(x_name, x_name or ""),
+        *_where(analysis),
         "variant",
         "metric",
         "runs",
@@ -126,26 +151,23 @@ def variants_table(analysis: Analysis) -> Table:
         "failed",
         "diverged",
         "other",
-        "mean",
-        "std",
-        "ci95_low",
-        "ci95_high",
-        "beats_baseline",
+        "mean [95% CI]",
+        "values",
+        "learned",
+        "solved [95% CI]",
         "num_parameters",
         "epoch_time_s",
     )
     rows = tuple(
         (
-            v.task,
-            *_x(x_name, fmt_x(v.x)),
+            *_place(analysis, v.task, v.setting, v.x),
             v.variant,
             v.metric,
             *_status_cells(v),
-            fmt(v.summary.mean),
-            fmt(v.summary.std),
-            fmt(v.summary.ci_low),
-            fmt(v.summary.ci_high),
-            f"{v.beats}/{v.runs}",
+            _ci(v.mean),
+            " ".join(fmt(x) for x in v.values),
+            f"{v.learned}/{v.runs}",
+            "" if v.solved is None else f"{v.n_solved}/{v.runs} {_ci(v.solved).partition(' ')[2]}",
             fmt(v.num_parameters),
             fmt(v.epoch_time_s),
         )
@@ -154,45 +176,68 @@ def variants_table(analysis: Analysis) -> Table:
     return Table(columns, rows)
 
 
-def comparisons_table(analysis: Analysis) -> Table:
-    """Each variant against the reference in its group: difference, Welch's t-test, Hedges' g, the group's verdict."""
-    x_name = analysis.claim.x
+def tests_table(analysis: Analysis) -> Table:
+    """Each hypothesis in each group: status, effect, raw and Holm-adjusted p, the group's verdict, what decides it."""
     columns = (
-        "task",
-        *_x(x_name, x_name or ""),
+        "hypothesis",
+        *_where(analysis),
         "variant",
         "reference",
-        "diff",
-        "welch_t",
-        "df",
+        "runs",
+        "estimate",
         "p",
-        "hedges_g",
-        "claim",
+        "direction",
+        "p_holm",
         "verdict",
+        "to decide",
     )
     rows = tuple(
         (
-            c.variant.task,
-            *_x(x_name, fmt_x(c.variant.x)),
-            c.variant.variant,
-            c.reference.variant,
-            fmt(c.result.diff),
-            fmt(c.result.t),
-            fmt(c.result.df),
-            fmt(c.result.p),
-            fmt(c.result.g),
-            c.expectation.relation if c.expectation else "",
-            c.verdict,
+            r.hypothesis.id,
+            *_place(analysis, r.task, r.setting, r.x),
+            r.hypothesis.variant,
+            str(analysis.study.reference),
+            f"{r.variant.runs} vs {r.reference.runs}",
+            r.estimate if r.status == "tested" else r.status,
+            fmt(r.p) if r.tested else "",
+            ("claimed" if r.towards_claim else "opposite") if r.tested else "",
+            fmt(r.p_adj) if r.tested else "",
+            r.verdict,
+            r.to_decide,
         )
-        for c in analysis.comparisons
+        for r in analysis.results
     )
     return Table(columns, rows)
 
 
 def findings_table(analysis: Analysis) -> Table:
-    """Each tested expectation of the seed's claim, its verdict and the sentence stating it."""
-    claim = analysis.claim
+    """Each hypothesis of the study, its verdict over groups, and what would decide it if undecided."""
     rows = tuple(
-        (f.expectation.describe(str(claim.reference), claim.x), f.verdict, f.sentence) for f in analysis.findings
+        (f.hypothesis.id, describe(f.hypothesis, analysis.study), f.verdict, f.sentence, f.to_decide)
+        for f in analysis.findings
     )
-    return Table(("tested as", "verdict", "finding"), rows)
+    return Table(("hypothesis", "tested as", "verdict", "finding", "to decide"), rows)
+
+
+def aggregate_table(analysis: Analysis) -> Table:
+    """Per variant: normalised score over the study's groups, IQM and mean with stratified bootstrap CIs."""
+    rows = tuple((a.variant, fmt(a.strata), fmt(a.runs), _ci(a.iqm), _ci(a.mean)) for a in analysis.aggregates)
+    return Table(("variant", "groups", "runs", "IQM [95% CI]", "mean [95% CI]"), rows)
+
+
+def tuning_table(analysis: Analysis) -> Table:
+    """Per tuning cell: the tuned values, the median validation metric and solves at each, and the choice."""
+    rows = tuple(
+        (
+            *_place(analysis, s.task, s.setting, s.x),
+            s.variant,
+            " ".join(fmt(v) for v in s.values),
+            " ".join(fmt(s.median(i)) for i in range(len(s.values))),
+            " ".join(f"{k}/{n}" for k, n in s.solved),
+            fmt(s.chosen),
+            "at the edge of the grid" if s.at_edge else "",
+        )
+        for s in analysis.tuning
+    )
+    key = analysis.study.tuning.key if analysis.study.tuning else "tuned value"
+    return Table((*_where(analysis), "variant", key, "median val metric", "solved", "chosen", "flag"), rows)

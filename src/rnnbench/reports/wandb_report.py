@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rnnbench.reports.analysis import Analysis
-from rnnbench.reports.findings import RULE
+from rnnbench.reports.findings import rule_text
 from rnnbench.reports.sweep_report import launch_command, status_line
-from rnnbench.reports.tables import comparisons_table, findings_table, variants_table
+from rnnbench.reports.tables import findings_table, tests_table, variants_table
 
 
 def build_report(analysis: Analysis, entity: str, project: str) -> Any:
@@ -19,7 +19,7 @@ def build_report(analysis: Analysis, entity: str, project: str) -> Any:
     import wandb_workspaces.reports.v2 as wr
 
     metric = analysis.rows[0].metric
-    compare = f"config.{analysis.claim.compare}"
+    compare = f"config.{analysis.study.compare[0]}"
     runset = wr.Runset(
         entity=entity,
         project=project,
@@ -34,20 +34,20 @@ def build_report(analysis: Analysis, entity: str, project: str) -> Any:
         wr.BarPlot(title="seconds per epoch", metrics=["perf/epoch_time_s"], groupby=compare),
     ]
     text = [
-        f"**Seed's claim:** {analysis.claim.text}",
+        f"**Seed's claim:** {analysis.study.claim}",
         f"```\n{launch_command(analysis.rows)}\n```",
         status_line(analysis.rows),
     ]
-    if analysis.claim.expectations:
-        text += [findings_table(analysis).markdown(), f"Rule: {RULE}"]
+    if analysis.study.hypotheses:
+        text += [findings_table(analysis).markdown(), *rule_text(analysis.study, analysis.family)]
     text.append(variants_table(analysis).markdown())
-    if analysis.comparisons:
-        text.append(comparisons_table(analysis).markdown())
+    if analysis.results:
+        text.append(tests_table(analysis).markdown())
     return wr.Report(
         entity=entity,
         project=project,
         title=f"rnnbench sweep: {analysis.experiment}",
-        description=analysis.claim.text,
+        description=analysis.study.claim,
         blocks=[
             wr.H1(text=f"Sweep {analysis.experiment}"),
             wr.MarkdownBlock(text="\n\n".join(text)),

@@ -80,7 +80,9 @@ def _history(run: ApiRun) -> list[dict[str, Any]]:
             continue
         entry = epochs.setdefault(int(row["epoch"]), {"epoch": int(row["epoch"])})
         entry.update({k: v for k, v in row.items() if k.startswith(HISTORY_KEYS) and v is not None})
-    return [epochs[e] for e in sorted(epochs) if len(epochs[e]) > 1]
+        if row.get("trainer/global_step") is not None:  # the step axis Lightning logs every row with
+            entry["step"] = int(row["trainer/global_step"])
+    return [epochs[e] for e in sorted(epochs) if set(epochs[e]) - {"epoch", "step"}]
 
 
 def run_record(run: ApiRun) -> dict[str, Any]:
@@ -105,6 +107,9 @@ def run_record(run: ApiRun) -> dict[str, Any]:
         "beats_baseline": task.beats_baseline(primary) if finite else None,
         "num_parameters": summary.get("num_parameters"),
         "history": _history(run),
+        # the protocol's fields (stage, solve criterion, steps budget, tuning): the config or the run summary
+        "stage": config.get("stage"),
+        **{k: summary[k] for k in ("solved", "steps_to_solve", "max_steps", "tuning", "best_val") if k in summary},
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnbench.study.spec import StudyError, parse_study
+from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 
@@ -197,10 +198,42 @@ def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str
         raise ConfigError(_explain(err, overrides, user_config_dir)) from err
     sweeper = dict(base.hydra.sweeper.get("params") or {}) if base is not None else {}
     jobs = job_overrides(overrides, sweeper) if multirun else [overrides]
+    labels: dict[str, set[str]] = {}  # study block (as JSON) -> the variant labels its jobs produce
     for job in jobs:
         try:
             cfg = compose_config(job, user_config_dir)
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_explain(err, job, user_config_dir)) from err
         check_config(cfg)
+        if cfg.get("study") is not None:
+            block = json.dumps(OmegaConf.to_container(cfg.study, resolve=True), sort_keys=True)
+            labels.setdefault(block, set()).add(_variant(cfg))
+    if multirun:
+        _check_study_variants(labels, overrides, sweeper, user_config_dir)
     return len(jobs)
+
+
+def _variant(cfg: DictConfig) -> str:
+    """A composed job's variant label under its study block."""
+    return parse_study(OmegaConf.to_container(cfg.study, resolve=True)).variant_of(
+        OmegaConf.to_container(cfg, resolve=True)
+    )
+
+
+def _check_study_variants(
+    labels: dict[str, set[str]], overrides: list[str], sweeper: dict[str, str], user_config_dir: str | None
+) -> None:
+    """The reference and each hypothesis's variant must be variants of the sweep: a typo fails at launch. A command
+    line that narrows the sweep (`model=lstm,gru`) may leave a hypothesis without runs, so a label missing from the
+    launched jobs is looked for in the sweep file's own grid before it is an error."""
+    for block, variants in labels.items():
+        study = parse_study(json.loads(block))
+        try:
+            check_variants(study, variants)
+        except StudyError:
+            own = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in sweeper]
+            grid = {_variant(compose_config(job, user_config_dir)) for job in job_overrides(own, sweeper)}
+            try:
+                check_variants(study, variants | grid)
+            except StudyError as err:
+                raise ConfigError(str(err)) from err

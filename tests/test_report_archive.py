@@ -1,0 +1,65 @@
+"""The record archive next to every report: byte-identical for the same records, read back as a source, and a
+committed report (tests/data/reports/fixture, made from its committed archive) regenerates to the same files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from report_fakes import fake_sweep, fixture_records
+from rnnbench.reports.archive import ARCHIVE_NAME, read_archive, write_archive
+from rnnbench.reports.cli import main
+from rnnbench.tracking.run_record import write_record
+
+FIXTURE = Path(__file__).parent / "data" / "reports"
+REPO_REPORTS = Path(__file__).parents[1] / "reports"
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_archive_is_byte_identical_in_any_record_order(tmp_path: Path) -> None:
+    records = fake_sweep()
+    a = write_archive(tmp_path / "a" / ARCHIVE_NAME, records).read_bytes()
+    b = write_archive(tmp_path / "b" / ARCHIVE_NAME, records[::-1]).read_bytes()
+    assert a == b and a[4:8] == b"\0\0\0\0"  # gzip header without a timestamp
+    back = read_archive(tmp_path / "a" / ARCHIVE_NAME)
+    assert sorted(r["seed"] for r in back) == sorted(r["seed"] for r in records) and len(back) == 8
+
+
+def test_a_report_from_its_archive_equals_the_report_from_the_run_folders(tmp_path: Path, monkeypatch) -> None:
+    for i, record in enumerate(fake_sweep()):
+        write_record(tmp_path / "multirun" / str(i) / "run.json", record)
+    monkeypatch.chdir(tmp_path)
+    assert main(["multirun", "--out", "reports"]) == 0
+    first = files(tmp_path / "reports")
+    shutil.rmtree("multirun")
+    for name in first:  # keep the archive alone
+        if not name.endswith(ARCHIVE_NAME):
+            (tmp_path / "reports" / name).unlink()
+    assert main([f"reports/cell/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    assert files(tmp_path / "reports") == first
+
+
+def test_the_committed_fixture_report_regenerates_from_its_records(tmp_path: Path, monkeypatch) -> None:
+    """The committed records give the committed files (regenerate them with `cd tests/data && rnnbench-report
+    reports/fixture/runs.jsonl.gz --out reports` after a deliberate change to the reports)."""
+    assert read_archive(FIXTURE / "fixture" / ARCHIVE_NAME) == read_archive(
+        write_archive(tmp_path / ARCHIVE_NAME, fixture_records())
+    )
+    shutil.copytree(FIXTURE, tmp_path / "reports")
+    monkeypatch.chdir(tmp_path)
+    assert main([f"reports/fixture/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    assert files(tmp_path / "reports") == files(FIXTURE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", sorted(p.parent.name for p in REPO_REPORTS.glob(f"*/{ARCHIVE_NAME}")))
+def test_every_committed_report_regenerates_from_its_records(sweep: str, tmp_path: Path, monkeypatch) -> None:
+    shutil.copytree(REPO_REPORTS / sweep, tmp_path / "reports" / sweep)
+    monkeypatch.chdir(tmp_path)
+    assert main([f"reports/{sweep}/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    assert files(tmp_path / "reports" / sweep) == files(REPO_REPORTS / sweep)
