@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from rnnbench.tasks.adding import AddingTask
 from rnnbench.tasks.copy_memory import CopyMemoryTask
+from rnnbench.tasks.seq2seq import Seq2SeqTask
 from rnnbench.training.config import ConfigError, check_config, compose_config, group_options
 from rnnbench.training.module import SequenceModule
 from rnnbench.training.solve import SolveCriterion
@@ -136,6 +137,7 @@ def test_checkpoint_monitor_follows_the_metrics_direction() -> None:
     assert checkpoint_monitor(copy, None) == ("val/copy_acc", "max")
     assert checkpoint_monitor(copy, "loss") == ("val/loss", "min")
     assert checkpoint_monitor(adding, "mae:max") == ("val/mae", "max")
+    assert checkpoint_monitor(Seq2SeqTask(), None) == ("val/exact_match", "max")  # one of its `scores` values
     for bad in ("mae", "acc", "mse:up"):
         with pytest.raises(ValueError, match=f"checkpoint_metric must be .*got '{bad}'"):
             checkpoint_monitor(adding, bad)
@@ -169,7 +171,7 @@ def test_criterion_ops_and_nan() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("task.solve.metric=acc", "task.solve.metric must be one of loss, mae, mse, got 'acc'"),
+        ("task.solve.metric=acc", "task.solve.metric must be one of loss, mse, mae, got 'acc'"),
         ("~task.solve.op", "task.solve.op is missing; solve needs exactly: metric, op, threshold, source"),
         ("stage=test", "stage must be null, tune or eval, got 'test'"),
         ("stop_on_solve=1", "stop_on_solve must be true or false, got 1"),

@@ -199,8 +199,9 @@ class SequenceTask(pl.LightningDataModule):
 
     # -- shared machinery ---------------------------------------------------------------------------------
     def metric_names(self) -> list[str]:
-        """What this task logs per split as `<split>/<name>`: `loss`, then its metrics."""
-        return ["loss", *self.make_metrics().keys()]
+        """What this task logs per split as `<split>/<name>`: `loss`, the primary metric, then its metrics' names (a
+        metric computing several values, as seq2seq's `scores`, is known here by the primary one only)."""
+        return list(dict.fromkeys(["loss", self.primary_metric, *self.make_metrics().keys()]))
 
     def check_solve(self) -> None:
         """Refuse a solve criterion on a metric this task does not log. Not in __init__: a subclass's metrics can
