@@ -41,7 +41,7 @@ def test_every_model_composes_with_every_long_lag_task(model: str, task: str) ->
         (["model=peephole_lstm", "model.impl=fused"], "model.impl='fused' has no kernel for cell='peephole_lstm'"),
         (["seed=abc"], "seed must be an int, got 'abc'"),
         (["threads=0"], "threads must be a positive int or null (torch's default), got 0"),
-        (["+thread=2"], "unknown top-level key thread; allowed: checkpoint, diagnostics,"),
+        (["+thread=2"], "unknown top-level key thread; allowed: checkpoint, checkpoint_metric, diagnostics,"),
         (["logger.mode=onlin"], "logger.mode must be one of offline, online, disabled, got 'onlin'"),
         (["+trainer.max_epoch=3"], "unknown key trainer.max_epoch; allowed keys under trainer:"),
         (["optim.optimizer.lr=-1"], "optim.optimizer: Invalid learning rate: -1"),

@@ -55,7 +55,7 @@ def test_enabled_run_records_each_probe_in_run_json(run_dir: Path) -> None:
 def test_diagnostics_do_not_change_training(tmp_path: Path) -> None:
     """Same seed, diagnostics on or off: the same batches and the same trained model (the probe's batch fetch used to
     draw from torch's RNG and reshuffle training)."""
-    cfg = [*SMOKE, "logger=none", "task.seq_len=10", "trainer.limit_train_batches=4"]
+    cfg = [*SMOKE, "logger=none", "task.seq_len=10", "trainer.max_steps=4"]
     off = train(compose_config(cfg), tmp_path / "off")
     on = train(compose_config([*cfg, "diagnostics.enabled=true", "diagnostics.every_n_steps=1"]), tmp_path / "on")
     assert on["test"] == off["test"] and on["history"][-1]["train/loss"] == off["history"][-1]["train/loss"]

@@ -35,8 +35,15 @@ def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Pa
     assert on_disk["num_parameters"] == 64 * 3 * (10 + 64 + 2) + 65 * 10  # GRU body + linear head
     assert set(on_disk["test"]) == {"test/loss", "test/copy_acc"}
     assert on_disk["baseline"]["copy_acc"] == 1 / 8 and isinstance(on_disk["beats_baseline"], bool)
-    assert len(on_disk["history"]) == 1
-    assert {"train/loss", "val/loss", "perf/samples_per_s"} <= set(on_disk["history"][0])
+    assert len(on_disk["history"]) == 1 and on_disk["history"][0]["step"] == on_disk["max_steps"] == 2
+    assert {"train/loss", "val/loss", "val/copy_acc", "perf/samples_per_s"} <= set(on_disk["history"][0])
+    assert on_disk["best_val"]["step"] == 2 and set(on_disk["best_val"]) == {
+        "val/loss",
+        "val/copy_acc",
+        "epoch",
+        "step",
+    }
+    assert on_disk["solved"] is False and on_disk["steps_to_solve"] is None and on_disk["stage"] is None
     assert on_disk["peak_memory_mb"] > 0 and on_disk["train_time_s"] > 0
     assert on_disk["versions"]["torch"] and on_disk["seed"] == 0
     wandb_dir = Path(on_disk["wandb"]["dir"])
@@ -131,12 +138,16 @@ def test_a_failure_before_fitting_is_recorded_as_failed(run_dir: Path) -> None:
 
 
 def test_train_loss_and_grad_norm_reach_the_loggers_and_the_record(run_dir: Path) -> None:
-    """The epoch's train loss is logged once per epoch, the pre-clipping gradient norm every log_every_n_steps."""
-    record = smoke(["logger=csv", "trainer.log_every_n_steps=1", "trainer.max_epochs=2"], run_dir)
+    """The train loss since the last check is logged at each validation check, the pre-clipping gradient norm every
+    log_every_n_steps steps."""
+    record = smoke(["logger=csv", "trainer.log_every_n_steps=1", "trainer.max_steps=4"], run_dir)
     rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     grad_steps = [int(r["step"]) for r in rows if r.get("train/grad_norm")]
-    assert grad_steps == [0, 1, 2, 3]  # 2 epochs of the smoke budget's 2 batches
-    epoch_losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert grad_steps == [0, 1, 2, 3]  # 4 steps, a validation check after every 2 (trainer=smoke)
+    check_losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     history = record["history"]
-    assert epoch_losses == pytest.approx([h["train/loss"] for h in history]) and len(history) == 2
-    assert all(h["train/grad_norm"] > 0 for h in history)
+    assert check_losses == pytest.approx([h["train/loss"] for h in history]) and len(history) == 2
+    assert [h["step"] for h in history] == [2, 4] and all(h["train/grad_norm"] > 0 for h in history)
+    assert [float(r["perf/step_time_ms"]) for r in rows if r.get("perf/step_time_ms")] == pytest.approx(
+        [h["perf/step_time_ms"] for h in history]
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +23,10 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torchmetrics import MetricCollection
 
+from rnnbench.training.solve import SolveCriterion
+
 SPLITS = ("train", "val", "test")
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 Batch = dict[str, Tensor]
 
 
@@ -127,7 +130,10 @@ class SequenceTask(pl.LightningDataModule):
         batch_size: int = 64,
         data_seed: int = 0,
         cache_dir: str | None = None,
+        solve: Mapping[str, Any] | None = None,
     ) -> None:
+        """`solve`: the criterion a validation check must meet for the run to count as solved (rnnbench.training.solve),
+        or None for a task without one."""
         super().__init__()
         self.seq_len = check_positive_int("seq_len", seq_len)
         self.sizes = {
@@ -140,6 +146,7 @@ class SequenceTask(pl.LightningDataModule):
             raise ValueError(f"data_seed must be an int, got {data_seed!r}")
         self.data_seed = data_seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.solve = None if solve is None else SolveCriterion.parse(solve)
         self.splits: dict[str, ColumnDataset] = {}
 
     @property
@@ -197,6 +204,18 @@ class SequenceTask(pl.LightningDataModule):
         sequence length bounds every dependency; a task whose inputs run longer than seq_len may override it."""
         return self.seq_len
 
+    def metric_names(self) -> list[str]:
+        """What this task logs per split as `<split>/<name>`: `loss`, the primary metric, then its metrics' names (a
+        metric computing several values, as seq2seq's `scores`, is known here by the primary one only)."""
+        return list(dict.fromkeys(["loss", self.primary_metric, *self.make_metrics().keys()]))
+
+    def check_solve(self) -> None:
+        """Refuse a solve criterion on a metric this task does not log. Not in __init__: a subclass's metrics can
+        depend on attributes it sets after calling it (temporal_order's class count)."""
+        names = self.metric_names()
+        if self.solve is not None and self.solve.metric not in names:
+            raise ValueError(f"solve.metric must be one of {', '.join(names)}, got {self.solve.metric!r}")
+
     def model_kwargs(self) -> dict[str, Any]:
         """What the model config cannot know: sizes fixed by the data (input features, vocabularies), the lag."""
         return {"input_size": self.input_size, "lag": self.lag}
@@ -249,16 +268,14 @@ class SequenceTask(pl.LightningDataModule):
                 split=datasets.Split(split) if split != "val" else datasets.Split.VALIDATION,
             )
 
-    def prepare_data(self) -> None:
-        for split in SPLITS:
-            self.build_split(split)
-
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        for split in SPLITS:
-            data = self.build_split(split)
-            self.splits[split] = ColumnDataset(to_tensors(data.with_format("numpy")[:], data.features), self.collate)
+        """Build (or load) only the splits Lightning's `stage` reads: fitting never touches the test split, so a
+        tuning run (stage=tune: fit, no test) never generates or reads it. None builds all three."""
+        for split in STAGE_SPLITS.get(stage, SPLITS):
+            if split not in self.splits:
+                data = self.build_split(split)
+                columns = to_tensors(data.with_format("numpy")[:], data.features)
+                self.splits[split] = ColumnDataset(columns, self.collate)
 
     def _loader(self, split: str) -> DataLoader:
         data = self.splits[split]

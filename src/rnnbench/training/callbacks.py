@@ -1,4 +1,4 @@
-"""Callbacks that make a run's record complete: per-epoch timing/throughput, divergence, and `run.json`."""
+"""Callbacks that make a run's record complete: timing/throughput per validation check, divergence, and `run.json`."""
 
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class RunRecorder(pl.Callback):
-    """Keep `run.json` current: status, history per epoch, timings, and how the run ended."""
+    """Keep `run.json` current: status, history per validation check, timings, and how the run ended."""
 
     def __init__(self, path: Path, record: dict[str, Any]) -> None:
         self.path = path
         self.record = record
         self.record.setdefault("history", [])
-        self._epoch_start = 0.0
         self._fit_start = 0.0
+        self._since = (0.0, 0)  # (time, global step) where the training time since the last check started
+        self._train_s = 0.0  # training seconds (validation excluded) between the last check and this one
 
     def save(self, **updates: Any) -> None:
         """Merge `updates` into the record and write it atomically."""
@@ -46,8 +47,8 @@ class RunRecorder(pl.Callback):
         self._fit_start = time.perf_counter()
         self.save(status="running", num_parameters=pl_module.num_parameters)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._since = (time.perf_counter(), trainer.global_step)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -57,21 +58,35 @@ class RunRecorder(pl.Callback):
             trainer.should_stop = True
             self.save(status="diverged", error=f"non-finite training loss at step {trainer.global_step}")
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        seconds = time.perf_counter() - self._epoch_start
-        samples = trainer.num_training_batches * trainer.datamodule.batch_size
-        perf = {"perf/epoch_time_s": seconds, "perf/samples_per_s": samples / seconds}
-        pl_module.log_dict(perf)
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._train_s = time.perf_counter() - self._since[0]
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One history entry per validation check (every `trainer.val_check_interval` steps, or per epoch)."""
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        steps = trainer.global_step - self._since[1]
         entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, **_scalars(trainer.callback_metrics)}
-        entry.update(perf)
+        if steps > 0:
+            step_s = self._train_s / steps  # data, forward, backward and optimiser: the training side only
+            perf = {
+                "perf/step_time_ms": 1000 * step_s,
+                "perf/samples_per_s": trainer.datamodule.batch_size / step_s,
+                "perf/epoch_time_s": step_s * trainer.num_training_batches,  # an epoch's training at this pace
+            }
+            for logger in trainer.loggers:
+                logger.log_metrics(perf, step=trainer.global_step)
+            entry.update(perf)
         if getattr(pl_module, "grad_norm", None) is not None:
-            entry["train/grad_norm"] = pl_module.grad_norm  # the epoch's last step, before clipping
+            entry["train/grad_norm"] = pl_module.grad_norm  # the last step before the check, before clipping
         self.record["history"].append(entry)
         self.save(
-            epochs_completed=trainer.current_epoch + 1,
+            steps_completed=trainer.global_step,
+            epochs_completed=trainer.global_step / trainer.num_training_batches,  # fractional under a step budget
             train_time_s=time.perf_counter() - self._fit_start,
             peak_memory_mb=peak_memory_mb(pl_module.device),
         )
+        self._since = (time.perf_counter(), trainer.global_step)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.fail(exception)

@@ -27,11 +27,14 @@ from omegaconf.errors import OmegaConfBaseException
 from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
+from rnnbench.training.train import check_protocol
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
 TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
+TOP_LEVEL["stop_on_solve"] = bool
 NULLABLE_TOP_LEVEL = ("threads", "study")  # may be null; each is checked on its own in check_config
+NULLABLE_TOP_LEVEL += ("stage", "checkpoint_metric")  # checked with the built task by train.check_protocol
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
@@ -141,6 +144,10 @@ def check_config(cfg: DictConfig) -> None:
     if extra:
         raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted(known))}")
     task = _instantiate("task", cfg.task)
+    try:
+        check_protocol(cfg, task)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
     try:
         task.check_model_class(model_cls)

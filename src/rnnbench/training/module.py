@@ -40,7 +40,7 @@ class SequenceModule(pl.LightningModule):
         self.metrics = nn.ModuleDict({split: task.make_metrics() for split in ("val", "test")})
         self.clip_count = 0  # optimiser steps whose gradient norm exceeded the clipping threshold
         self.grad_norm: float | None = None  # the last optimiser step's global gradient norm, before clipping
-        self._loss_sum: Tensor | float = 0.0  # sum of loss * examples over the current epoch, on the loss's device
+        self._loss_sum: Tensor | float = 0.0  # sum of loss * examples since the last validation check, on its device
         self._examples = 0
 
     @property
@@ -61,16 +61,13 @@ class SequenceModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        """The epoch's mean train loss is summed here and logged once, at its last batch: a `self.log` per step
-        costs Lightning a few ms of bookkeeping, a third of a small model's whole step on CPU."""
+        """The train loss is summed here and its mean since the previous validation check logged at the next one
+        (`on_validation_epoch_end`): a `self.log` per step costs Lightning a few ms of bookkeeping, a third of a
+        small model's whole step on CPU."""
         loss = self._step(batch, "train")
         examples = batch["y"].shape[0]
         self._loss_sum = self._loss_sum + loss.detach() * examples  # no host sync per step
         self._examples += examples
-        if batch_idx == self.trainer.num_training_batches - 1:
-            mean = float(self._loss_sum) / self._examples
-            self.log("train/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
-            self._loss_sum, self._examples = 0.0, 0
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -86,6 +83,9 @@ class SequenceModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
+        if self._examples:  # the training steps since the previous check: its history entry's train/loss
+            self.log("train/loss", float(self._loss_sum) / self._examples, prog_bar=True)
+            self._loss_sum, self._examples = 0.0, 0
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")

@@ -7,6 +7,7 @@ the output directory explicitly so it needs no Hydra runtime.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from pathlib import Path
@@ -19,11 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
+from rnnbench.tasks.base import SequenceTask
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
 from rnnbench.tracking.wandb_run import run_info
 from rnnbench.training.callbacks import RunRecorder
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.module import SequenceModule
+from rnnbench.training.solve import SolveTracker
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,34 @@ def run_tags(cfg: DictConfig) -> list[str]:
     return [*cfg.tags, f"cell:{cfg.model.get('cell', 'seq2seq')}", f"task:{cfg.task._target_.rsplit('.', 1)[-1]}"]
 
 
+STAGES = ("tune", "eval")  # or null: as eval, outside a study
+
+
+def checkpoint_monitor(task: SequenceTask, metric: str | None) -> tuple[str, str]:
+    """(logged key, mode) that picks the tested checkpoint: the task's primary validation metric in its direction by
+    default; `metric` names another (`loss`, lowest; any other as `name:min` or `name:max`)."""
+    names = task.metric_names()
+    name, _, mode = (metric or task.primary_metric).partition(":")
+    mode = mode or {"loss": "min", task.primary_metric: "max" if task.higher_is_better else "min"}.get(name, "")
+    if name not in names or mode not in ("min", "max"):
+        raise ValueError(
+            f"checkpoint_metric must be null (the primary metric, {task.primary_metric}), loss, or "
+            f"<metric>:min|max with a metric of task {task.label} ({', '.join(names)}), got {metric!r}"
+        )
+    return f"val/{name}", mode
+
+
+def check_protocol(cfg: DictConfig, task: SequenceTask) -> None:
+    """The evaluation-protocol keys, against the built task: `stage`, `checkpoint_metric` and the task's `solve`."""
+    if cfg.get("stage") not in (None, *STAGES):
+        raise ValueError(f"stage must be null, {' or '.join(STAGES)}, got {cfg.get('stage')!r}")
+    checkpoint_monitor(task, cfg.get("checkpoint_metric"))
+    try:
+        task.check_solve()
+    except ValueError as err:
+        raise ValueError(f"task.{err}") from err
+
+
 def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train and test one (model, task) pair; returns the final run record (also written to run.json)."""
     overrides = list(overrides or [])
@@ -62,6 +93,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)  # jobs run side by side (budget=cpu): one core each, not oversubscribed
     task = instantiate(cfg.task)
+    check_protocol(cfg, task)
     task.check_model_class(get_class(cfg.model._target_))  # before building: it takes the task's model_kwargs
     body = instantiate(cfg.model, **task.model_kwargs())
     module = SequenceModule(body, task, cfg.optim)
@@ -80,8 +112,10 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "baseline": task.baseline(),
         "primary_metric": task.primary_metric,
         "higher_is_better": task.higher_is_better,
+        "stage": cfg.get("stage"),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    solve = SolveTracker(task.solve, record, stop_on_solve=bool(cfg.get("stop_on_solve")))
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
     recorder.save()
     wandb_run = None
@@ -101,10 +135,9 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             wandb_run.summary.update({"num_parameters": module.num_parameters})
             wandb_run.summary.update({f"baseline/{k}": v for k, v in task.baseline().items()})
 
-        callbacks: list[pl.Callback] = [recorder]
-        checkpoint = ModelCheckpoint(
-            dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss", mode="min"
-        )
+        callbacks: list[pl.Callback] = [solve, recorder]
+        monitor, mode = checkpoint_monitor(task, cfg.get("checkpoint_metric"))
+        checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=monitor, mode=mode)
         if cfg.checkpoint:
             callbacks.append(checkpoint)
         if cfg.trainer.get("enable_progress_bar", True):
@@ -123,18 +156,18 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         )
         trainer.fit(module, datamodule=task)
         if record["status"] == "running":
-            best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
-            tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False)[0]
-            final = {k: float(v) for k, v in tested.items()}
-            primary = final.get(f"test/{task.primary_metric}")
-            recorder.save(
-                status="finished",
-                test=final,
-                best_val=_best_val(record["history"]),
-                beats_baseline=None if primary is None else task.beats_baseline(primary),
-                clip_fraction=module.clip_count / max(trainer.global_step, 1),
-                checkpoint=checkpoint.best_model_path or None,
-            )
+            ended = {
+                "best_val": _best_val(record["history"], monitor, mode),
+                "clip_fraction": module.clip_count / max(trainer.global_step, 1),
+                "checkpoint": checkpoint.best_model_path or None,
+            }
+            if cfg.get("stage") != "tune":  # tuning is scored on validation only: the test split is never built
+                best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
+                tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False)[0]
+                ended["test"] = {k: float(v) for k, v in tested.items()}
+                primary = ended["test"].get(f"test/{task.primary_metric}")
+                ended["beats_baseline"] = None if primary is None else task.beats_baseline(primary)
+            recorder.save(status="finished", **ended)
     except BaseException as err:
         if record["status"] == "running":  # failures Lightning's on_exception did not see (set-up, testing glue)
             recorder.fail(err)
@@ -143,15 +176,18 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if wandb_run is not None:
             wandb_run.summary.update(record.get("test", {}))
-            wandb_run.summary.update({k: record.get(k) for k in ("status", "train_time_s", "peak_memory_mb")})
+            summary = ("status", "train_time_s", "peak_memory_mb", "stage", "max_steps", "solved", "steps_to_solve")
+            wandb_run.summary.update({k: record.get(k) for k in summary})
             wandb_run.finish(exit_code=0 if record["status"] == "finished" else 1)
     return record
 
 
-def _best_val(history: list[dict[str, Any]]) -> dict[str, float]:
-    """Validation metrics of the epoch with the lowest val/loss (the checkpoint that gets tested)."""
-    scored = [h for h in history if "val/loss" in h]
+def _best_val(history: list[dict[str, Any]], monitor: str, mode: str) -> dict[str, float]:
+    """Validation metrics, epoch and step of the check ModelCheckpoint keeps (the tested one): the best `monitor`
+    in `mode`, the earliest on ties, non-finite values never."""
+    scored = [h for h in history if math.isfinite(h.get(monitor, math.nan))]
     if not scored:
         return {}
-    best = min(scored, key=lambda h: h["val/loss"])
-    return {k: v for k, v in best.items() if k.startswith("val/")} | {"epoch": best["epoch"]}
+    sign = 1 if mode == "min" else -1
+    best = min(scored, key=lambda h: sign * h[monitor])
+    return {k: v for k, v in best.items() if k.startswith("val/")} | {"epoch": best["epoch"], "step": best["step"]}

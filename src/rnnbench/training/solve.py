@@ -1,0 +1,111 @@
+"""Solve criteria and steps-to-solve: when a run has learned its task, and after how many optimiser steps.
+
+A long-lag or timing task declares what "solved" means (`solve: {metric, op, threshold, source}` in its
+conf/task/*.yaml, from the paper it follows: e.g. adding, validation MSE < 0.01). `SolveTracker` tests the criterion
+at every validation check (every `trainer.val_check_interval` optimiser steps) and records the first global step at
+which it held: steps-to-solve, a time to event, censored at the step budget (`max_steps`) when never met, which is
+what the Kaplan-Meier "fraction solved vs steps" curves of the reports need. With `stop_on_solve` a solved run ends
+at that check instead of burning the rest of its budget (studies turn it on; the checkpoint tested is then the best
+one up to that step).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+FIELDS = ("metric", "op", "threshold", "source")
+
+
+@dataclass(frozen=True)
+class SolveCriterion:
+    """`val/<metric> <op> threshold` on a validation check means solved; `source` says where the criterion is from."""
+
+    metric: str
+    op: str
+    threshold: float
+    source: str
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> SolveCriterion:
+        """Validate a config mapping; a ValueError names the key (`solve.<field>`) and what is allowed."""
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"solve must be a mapping {{{', '.join(FIELDS)}}} or null, got {spec!r}")
+        unknown = sorted(set(spec) - set(FIELDS))
+        missing = [f for f in FIELDS if f not in spec]
+        if unknown or missing:
+            wrong = f"unknown key solve.{unknown[0]}" if unknown else f"solve.{missing[0]} is missing"
+            raise ValueError(f"{wrong}; solve needs exactly: {', '.join(FIELDS)}")
+        metric, op, threshold, source = (spec[f] for f in FIELDS)
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"solve.metric must be the name of a metric the task logs, got {metric!r}")
+        if op not in OPS:
+            raise ValueError(f"solve.op must be one of {', '.join(OPS)}, got {op!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"solve.threshold must be a number, got {threshold!r}")
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError(f"solve.source must say where the criterion comes from (a paper), got {source!r}")
+        return cls(metric, op, float(threshold), source)
+
+    @property
+    def key(self) -> str:
+        """The logged validation metric the criterion reads."""
+        return f"val/{self.metric}"
+
+    def met(self, value: float) -> bool:
+        """True when a validation value satisfies the criterion (never for NaN)."""
+        return bool(OPS[self.op](value, self.threshold))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The criterion as it goes into run.json."""
+        return asdict(self)
+
+
+def step_budget(trainer: pl.Trainer) -> int:
+    """The run's budget in optimiser steps: `max_steps`, or what `max_epochs` of the loader amount to."""
+    return int(trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches)
+
+
+class SolveTracker(pl.Callback):
+    """Record `max_steps`, `solve`, `solved` and `steps_to_solve` in the run record; stop a solved run if asked.
+
+    Also makes the budget's last step a validation check: Lightning validates only at multiples of
+    `val_check_interval`, so a budget that is not one would otherwise end unchecked (its last steps could neither
+    solve nor be tested as the best checkpoint).
+    """
+
+    def __init__(self, criterion: SolveCriterion | None, record: dict[str, Any], stop_on_solve: bool = False) -> None:
+        self.criterion = criterion
+        self.record = record
+        self.stop_on_solve = stop_on_solve
+        self.budget = 0
+        record.update(
+            max_steps=None,  # known once fitting starts (an epoch budget needs the loader's length)
+            solve=criterion.as_dict() if criterion else None,
+            solved=False if criterion else None,
+            steps_to_solve=None,
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.budget = step_budget(trainer)
+        self.record["max_steps"] = self.budget
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step >= self.budget:
+            trainer.should_stop = True  # Lightning validates a stopping run at once, whatever the interval
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit" or self.criterion is None or self.record["solved"]:
+            return
+        value = trainer.callback_metrics.get(self.criterion.key)
+        if value is not None and self.criterion.met(float(value)):
+            self.record.update(solved=True, steps_to_solve=trainer.global_step)
+            if self.stop_on_solve:
+                trainer.should_stop = True
