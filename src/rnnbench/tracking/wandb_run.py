@@ -4,19 +4,37 @@ W&B is the dashboard, not the source of truth (that is `run.json`), so everythin
 online run cannot start (no network, no login), the job falls back to an offline run that `wandb sync` can upload
 later. Lightning's `WandbLogger` silently *reuses* a run left open in the same process, which would merge
 consecutive multirun jobs into one W&B run; `start_run` finishes any such run first.
+
+Under `wandb agent` (sweeps/wandb/), the agent names a params file in `WANDB_SWEEP_PARAM_PATH`
+(`wandb_version: 1`, then `<name>: {value: <v>}` per parameter) and passes the same values on the command line,
+which Hydra composes. W&B would merge that file over the run's config as locked keys, so `model: gru` would
+replace the whole composed `model` node; `start_run` reads the file itself, keeps it from W&B, and records the
+parameters under `sweep_params` instead, next to the full resolved config.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import wandb
+import yaml
 from pytorch_lightning.loggers import WandbLogger
 
 log = logging.getLogger(__name__)
 MODES = ("offline", "online", "disabled")
+SWEEP_PARAMS_KEY = "sweep_params"  # the agent's parameters, as the agent named them: {"model": "gru", "seed": 0}
+
+
+def agent_parameters() -> dict[str, Any]:
+    """The parameters `wandb agent` chose for this run, from the params file it names; {} outside an agent."""
+    path = os.environ.get(wandb.env.SWEEP_PARAM_PATH)
+    if not path or not Path(path).is_file():
+        return {}
+    params = yaml.safe_load(Path(path).read_text()) or {}
+    return {k: v["value"] for k, v in params.items() if isinstance(v, dict) and "value" in v}
 
 
 def _settings(init_timeout: float) -> wandb.Settings:
@@ -48,6 +66,10 @@ def start_run(
         raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
     if wandb.run is not None:
         wandb.finish()
+    sweep = agent_parameters()
+    os.environ.pop(wandb.env.SWEEP_PARAM_PATH, None)  # read before W&B's setup, which would lock them over config
+    if sweep:
+        config = {**config, SWEEP_PARAMS_KEY: sweep}
     save_dir.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
         dir=str(save_dir),
