@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.tracking.run_record import read_record
+from rnnbench.tracking.wandb_run import record_summary
+from rnnbench.training.config import compose_config
+from rnnbench.training.train import train
 
 BIN = Path(sys.executable).parent
 SMALL = ["trainer=smoke", "task.n_train=128", "task.n_val=64", "task.n_test=64", "task.batch_size=32"]
@@ -69,3 +72,63 @@ def test_an_agent_launched_run_keeps_the_composed_config(tmp_path: Path) -> None
     assert config["sweep_params"] == params  # the sweep's own parameters, visible without clobbering
     record = read_record(job / "run.json")
     assert {k: v for k, v in config.items() if k not in ("sweep_params", "_wandb")} == record["config"]
+
+
+def records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of a job's latest offline run, as W&B's inspector prints them (one JSON object a line)."""
+    out = subprocess.run(
+        [str(BIN / "wandb"), "leet", "inspect", "--json", str(run_dir / "wandb" / "latest-run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def smoke(overrides: list[str], out: Path) -> dict[str, Any]:
+    cfg = compose_config([*SMALL, *overrides])
+    return train(cfg, out, overrides)
+
+
+def test_steps_are_the_x_axis_and_the_summary_says_what_run_json_says(run_dir: Path) -> None:
+    record = smoke(["model=gru", "trainer.max_epochs=3"], run_dir)
+    seen = records(run_dir)
+    steps = {m["metric"].get("glob_name"): m["metric"].get("step_metric") for m in seen if m["type"] == "metric"}
+    assert {steps[p] for p in ("train/*", "val/*", "diag/*", "test/*")} == {"trainer/global_step"}
+    rows = [r["history"]["item"] for r in seen if r["type"] == "history"]
+    assert all("trainer/global_step" in row for row in rows)
+    assert [row["val/mse"] for row in rows if "val/mse" in row] == [h["val/mse"] for h in record["history"]]
+    assert sum("test/mse" in row for row in rows) == 1  # the test metrics are logged once
+    summary = inspect(run_dir)["summary"]
+    best = record["best_val"]
+    assert {k: summary[k] for k in best if k.startswith("val/")} == {k: v for k, v in best.items() if k != "epoch"}
+    assert summary["best_val/epoch"] == best["epoch"]
+    assert {k: summary[k] for k in record["test"]} == record["test"]
+    assert (summary["status"], summary["beats_baseline"]) == ("finished", record["beats_baseline"])
+    assert summary["baseline/mse"] == record["baseline"]["mse"] and summary["num_parameters"] == 13121
+
+
+def test_the_summary_holds_the_tested_epoch_not_the_last() -> None:
+    """The issue's run: val/loss 250.9, 5.28, 105.6, 64.0, 4.15, 28.9; the tested checkpoint is the 4.15 epoch."""
+    record = {
+        "status": "finished",
+        "best_val": {"val/loss": 4.15, "val/mse": 4.15, "epoch": 4, "step": 500},
+        "test": {"test/mse": 4.3},
+        "baseline": {"mse": 0.17},
+        "solved": False,
+        "steps_to_solve": None,
+        "diverged_at_step": 12,
+    }
+    assert record_summary(record) == {
+        "val/loss": 4.15,
+        "val/mse": 4.15,
+        "best_val/epoch": 4,
+        "best_val/step": 500,
+        "test/mse": 4.3,
+        "baseline/mse": 0.17,
+        "status": "finished",
+        "solved": False,
+        "steps_to_solve": None,
+        "diverged_at_step": 12,
+    }

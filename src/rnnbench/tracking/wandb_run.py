@@ -10,6 +10,12 @@ Under `wandb agent` (sweeps/wandb/), the agent names a params file in `WANDB_SWE
 which Hydra composes. W&B would merge that file over the run's config as locked keys, so `model: gru` would
 replace the whole composed `model` node; `start_run` reads the file itself, keeps it from W&B, and records the
 parameters under `sweep_params` instead, next to the full resolved config.
+
+Charts get `trainer/global_step` as their x axis (`define_metrics`; Lightning defines none for a run it was handed),
+and at the end `finish_run` makes the summary say what run.json says: the validation metrics of the tested
+checkpoint (`best_val`, not the last epoch), the test metrics, the status and the solve fields. W&B's own
+`define_metric(summary="min")` is not used for that: it turns the summary value into `{"min": v}`, which panels and
+`rnnbench-report --source wandb` would not read as the metric, and it would pick each metric's best epoch separately.
 """
 
 from __future__ import annotations
@@ -25,6 +31,21 @@ from pytorch_lightning.loggers import WandbLogger
 
 log = logging.getLogger(__name__)
 MODES = ("offline", "online", "disabled")
+STEP_METRIC = "trainer/global_step"  # what Lightning's WandbLogger adds to every row it logs
+STEPPED = ("train/*", "val/*", "diag/*", "perf/*", "test/*")
+RECORD_SUMMARY = (  # run.json fields copied into the summary as they are
+    "status",
+    "stage",
+    "solved",
+    "steps_to_solve",
+    "max_steps",
+    "diverged_at_step",
+    "beats_baseline",
+    "num_parameters",
+    "train_time_s",
+    "peak_memory_mb",
+    "clip_fraction",
+)
 SWEEP_PARAMS_KEY = "sweep_params"  # the agent's parameters, as the agent named them: {"model": "gru", "seed": 0}
 
 
@@ -107,3 +128,28 @@ def run_info(run: wandb.sdk.wandb_run.Run) -> dict[str, Any]:
         "project": run.project,
         "group": run.group,
     }
+
+
+def define_metrics(run: wandb.sdk.wandb_run.Run) -> None:
+    """Plot every metric family against the optimiser step, not W&B's internal `_step`."""
+    run.define_metric(STEP_METRIC)
+    for pattern in STEPPED:
+        run.define_metric(pattern, step_metric=STEP_METRIC)
+
+
+def record_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The W&B summary a run record implies: best_val's `val/*` (the tested checkpoint), `best_val/step` and
+    `/epoch`, the test metrics, `baseline/*` and the record's status and solve fields."""
+    best = record.get("best_val") or {}
+    summary = {k: v for k, v in best.items() if k.startswith("val/")}
+    summary |= {f"best_val/{k}": v for k, v in best.items() if not k.startswith("val/")}
+    summary |= record.get("test") or {}
+    summary |= {f"baseline/{k}": v for k, v in (record.get("baseline") or {}).items()}
+    summary |= {k: record[k] for k in RECORD_SUMMARY if k in record}
+    return summary
+
+
+def finish_run(run: wandb.sdk.wandb_run.Run, record: dict[str, Any]) -> None:
+    """Write the record's summary into the run and close it, failed unless the record says finished."""
+    run.summary.update(record_summary(record))
+    run.finish(exit_code=0 if record.get("status") == "finished" else 1)
