@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rnnbench.tracking.run_record import read_record
-from rnnbench.tracking.wandb_run import record_summary
+from rnnbench.tracking.wandb_run import job_run_id, record_summary, start_run
 from rnnbench.training.config import compose_config
 from rnnbench.training.train import train
 
@@ -22,8 +23,13 @@ SMALL = ["trainer=smoke", "task.n_train=128", "task.n_val=64", "task.n_test=64",
 
 def inspect(run_dir: Path) -> dict[str, Any]:
     """W&B's own reading of a job's latest offline run: state, config, summary, as one JSON object."""
+    return inspect_folder(run_dir / "wandb" / "latest-run")
+
+
+def inspect_folder(folder: Path) -> dict[str, Any]:
+    """`wandb leet inspect --summary --json` of one offline run folder."""
     out = subprocess.run(
-        [str(BIN / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir / "wandb" / "latest-run")],
+        [str(BIN / "wandb"), "leet", "inspect", "--summary", "--json", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -132,3 +138,19 @@ def test_the_summary_holds_the_tested_epoch_not_the_last() -> None:
         "steps_to_solve": None,
         "diverged_at_step": 12,
     }
+
+
+def test_a_relaunched_job_continues_its_w_and_b_run(tmp_path: Path) -> None:
+    """Two attempts of one job: one run id, each attempt in its own offline folder; another job gets another id."""
+    job, other = tmp_path / "sweep" / "3", tmp_path / "sweep" / "4"
+    ids = []
+    for attempt in range(2):
+        run = start_run(job, "rnnbench", "model=gru", "cell", "adding", [], {"seed": 0}, run_id=job_run_id(job))
+        run.log({"attempt": attempt})
+        ids.append(run.id)
+        run.finish()
+        time.sleep(1.1)  # W&B names offline folders by the second; a real retry comes later than that
+    assert ids[0] == ids[1] == job_run_id(tmp_path / "sweep" / ".." / "sweep" / "3")
+    folders = sorted((job / "wandb").glob("offline-run-*"))
+    assert [inspect_folder(f)["run_id"] for f in folders] == ids  # as W&B reads them: two attempts, one run
+    assert job_run_id(other) != ids[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from rnnbench.tracking.wandb_run import start_run, wandb_logger
+from rnnbench.tracking.wandb_run import job_run_id, start_run, wandb_logger
 
 
 def wandb(
@@ -23,8 +23,10 @@ def wandb(
     mode: str = "offline",
     init_timeout: float = 30.0,
 ) -> Logger:
-    """A W&B run in `save_dir/wandb/`, one per job."""
-    run = start_run(save_dir, project, name, group, job_type, tags, run_config, mode, entity, init_timeout)
+    """A W&B run in `save_dir/wandb/`, one per job: a relaunch of the job resumes the same run id."""
+    run = start_run(
+        save_dir, project, name, group, job_type, tags, run_config, mode, entity, init_timeout, job_run_id(save_dir)
+    )
     return wandb_logger(run)
 
 

@@ -11,6 +11,11 @@ which Hydra composes. W&B would merge that file over the run's config as locked 
 replace the whole composed `model` node; `start_run` reads the file itself, keeps it from W&B, and records the
 parameters under `sweep_params` instead, next to the full resolved config.
 
+Each job has one W&B run across retries: its id is derived from the job's output directory (`job_run_id`) and
+opened with `resume="allow"`, so online a relaunched job continues its run. Offline, every attempt writes its own
+`wandb/offline-run-<time>-<id>/` with that same id; `wandb sync --id <id> <those folders>` uploads them into the one
+run in order of start time. Under an agent, the agent's `WANDB_RUN_ID` wins (its sweep tracks runs by it).
+
 Charts get `trainer/global_step` as their x axis (`define_metrics`; Lightning defines none for a run it was handed),
 and at the end `finish_run` makes the summary say what run.json says: the validation metrics of the tested
 checkpoint (`best_val`, not the last epoch), the test metrics, the status and the solve fields. W&B's own
@@ -20,6 +25,7 @@ checkpoint (`best_val`, not the last epoch), the test metrics, the status and th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -58,6 +64,11 @@ def agent_parameters() -> dict[str, Any]:
     return {k: v["value"] for k, v in params.items() if isinstance(v, dict) and "value" in v}
 
 
+def job_run_id(save_dir: Path) -> str:
+    """A W&B run id that is the same for every attempt of the job in `save_dir` and differs between jobs."""
+    return hashlib.sha256(str(save_dir.resolve()).encode()).hexdigest()[:16]
+
+
 def _settings(init_timeout: float) -> wandb.Settings:
     """Quiet, fast settings: no system-metrics sampler for tiny runs, no console capture, no code upload."""
     return wandb.Settings(
@@ -81,8 +92,9 @@ def start_run(
     mode: str = "offline",
     entity: str | None = None,
     init_timeout: float = 30.0,
+    run_id: str | None = None,
 ) -> wandb.sdk.wandb_run.Run:
-    """Start this job's W&B run (finishing any left open); fall back to offline if online init fails."""
+    """Start (or resume) this job's W&B run, finishing any left open; fall back to offline if online init fails."""
     if mode not in MODES:
         raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
     if wandb.run is not None:
@@ -101,6 +113,8 @@ def start_run(
         job_type=job_type,
         tags=tags,
         config=config,
+        id=None if os.environ.get(wandb.env.RUN_ID) or os.environ.get(wandb.env.SWEEP_ID) else run_id,
+        resume="allow",
         reinit="finish_previous",
         settings=_settings(init_timeout),
     )
