@@ -69,6 +69,8 @@ def test_an_agent_launched_run_keeps_the_composed_config(tmp_path: Path) -> None
     job = tmp_path / "job"
     result = train_cli([*overrides, *SMALL, f"hydra.run.dir={job}"], tmp_path, agent_env(tmp_path, params))
     assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]  # a single run ends on its result (rnnbench.training.progress)
+    assert last.startswith("result: adding finished: test/mse ") and last.endswith(f"record: {job / 'run.json'}")
     seen = inspect(job)
     assert seen["run_id"] == "agentrun1" and seen["state"] == "finished"  # the agent's run, so its sweep finds it
     config = seen["config"]
