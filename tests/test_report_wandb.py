@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from report_fakes import fake_sweep
 from rnnbench.reports.cli import analyses
 from rnnbench.reports.collect import local_records
-from rnnbench.reports.wandb_report import build_report
+from rnnbench.reports.sweep_report import write_sweep
+from rnnbench.reports.wandb_report import build_report, log_report_files, results_table
 from rnnbench.reports.wandb_source import split_overrides, wandb_records
+from rnnbench.reports.wandb_workspace import build_workspace
 from rnnbench.tracking.run_record import write_record
 from rnnbench.training.train import run_name
 
@@ -94,3 +100,73 @@ def test_wandb_report_is_built_offline() -> None:
     (runset,) = grid.runsets
     assert (runset.entity, runset.project) == ("me", "rnnbench")
     assert [p.title for p in grid.panels] == ["val/mse per epoch", "test/mse", "parameters", "seconds per epoch"]
+
+
+def _with_study(records: list[dict[str, Any]], study: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r | {"config": r["config"] | {"study": study}} for r in records]
+
+
+def test_wandb_workspace_is_built_offline_from_the_runs_study_block() -> None:
+    runs = _with_study(fake_sweep(), {"compare": ["model.cell", "model.hidden_size"], "factor": "task.seq_len"})
+    workspace = build_workspace(runs, entity="me", project="rnnbench")
+    assert (workspace.entity, workspace.project, workspace.name) == ("me", "rnnbench", "rnnbench sweep: cell")
+    assert workspace.settings.x_axis == "trainer/global_step"
+    assert [s.name for s in workspace.sections] == ["val/mse per step", "against task.seq_len", "parameters and time"]
+    view = workspace._to_model().model_dump(by_alias=True, mode="json")  # what save() sends, built offline
+    (runset,) = view["spec"]["section"]["runSets"]
+    assert runset["filters"]["filters"] == [
+        {"key": {"section": "config", "name": "experiment"}, "op": "=", "value": "cell", "disabled": False}
+    ]
+    assert runset["grouping"] == [
+        {"section": "config", "name": "model.value.cell"},
+        {"section": "config", "name": "model.value.hidden_size"},
+    ]
+    curve, train = workspace.sections[0].panels
+    assert (curve.x, curve.y) == ("trainer/global_step", ["val/mse"]) and train.y == ["train/loss"]
+    (factor,) = workspace.sections[1].panels
+    assert (factor.x.name, factor.y.name) == ("task.seq_len", "test/mse")
+    assert [p.metrics for p in workspace.sections[2].panels] == [
+        ["test/mse"],
+        ["num_parameters"],
+        ["train_time_s"],
+        ["perf/epoch_time_s"],
+    ]
+
+
+def test_wandb_workspace_without_a_study_groups_by_the_cell_and_has_no_factor_plot() -> None:
+    workspace = build_workspace(fake_sweep(), entity="me", project="rnnbench")
+    assert [s.name for s in workspace.sections] == ["val/mse per step", "parameters and time"]
+    assert [g.name for g in workspace.runset_settings.groupby] == ["model.cell"]
+
+
+def test_wandb_report_links_to_the_workspace() -> None:
+    (analysis,) = analyses(fake_sweep())
+    _, text, _ = build_report(analysis, "me", "rnnbench", workspace_url="https://wandb.ai/me/rnnbench?nw=abc").blocks
+    assert "[The sweep's W&B workspace](https://wandb.ai/me/rnnbench?nw=abc)" in text.text
+
+
+def test_the_report_folder_and_its_results_table_go_to_w_and_b(tmp_path: Path) -> None:
+    """Logged into an offline run and read back with W&B's inspector: a table of results.csv, a report artifact."""
+    import wandb
+
+    (analysis,) = analyses(fake_sweep())
+    folder = write_sweep(analysis, tmp_path / "reports", "rnnbench-report x")
+    table = results_table(folder)
+    rows = list(csv.reader((folder / "results.csv").open()))
+    assert table.columns == rows[0] and len(table.data) == len(rows) - 1 == 8
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="rnnbench", job_type="report")
+    log_report_files(run, analysis, folder)
+    run.finish()
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(Path(run.dir).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    history = [r["history"]["item"] for r in seen if r["type"] == "history"]
+    (logged,) = [row for row in history if "results._type" in row]  # the inspector flattens the table's fields
+    assert (logged["results._type"], logged["results.ncols"], logged["results.nrows"]) == ("table-file", 12, 8)
+    assert len(rows[0]) == 12
+    artifacts = [(r["artifact"]["type"], r["artifact"]["name"]) for r in seen if r["type"] == "artifact"]
+    assert ("report", "report-cell") in artifacts

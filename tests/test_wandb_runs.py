@@ -78,6 +78,7 @@ def test_an_agent_launched_run_keeps_the_composed_config(tmp_path: Path) -> None
     assert config["task"]["_target_"].endswith("AddingTask") and config["task"]["seq_len"] == 7
     assert config["seed"] == 1
     assert config["sweep_params"] == params  # the sweep's own parameters, visible without clobbering
+    assert not [r for r in records(job) if r["type"] == "artifact"]  # no checkpoint upload unless asked
     record = read_record(job / "run.json")
     assert {k: v for k, v in config.items() if k not in ("sweep_params", "_wandb")} == record["config"]
 
@@ -100,8 +101,11 @@ def smoke(overrides: list[str], out: Path) -> dict[str, Any]:
 
 
 def test_steps_are_the_x_axis_and_the_summary_says_what_run_json_says(run_dir: Path) -> None:
-    record = smoke(["model=gru", "trainer.max_epochs=3"], run_dir)
+    record = smoke(["model=gru", "trainer.max_epochs=3", "logger.log_checkpoint=true"], run_dir)
     seen = records(run_dir)
+    (artifact,) = [r["artifact"] for r in seen if r["type"] == "artifact"]  # the tested checkpoint, opted in
+    assert (artifact["type"], artifact["name"]) == ("model", f"model-{record['wandb']['id']}")
+    assert json.loads(artifact["metadata"])["best_val"] == record["best_val"]
     steps = {m["metric"].get("glob_name"): m["metric"].get("step_metric") for m in seen if m["type"] == "metric"}
     assert {steps[p] for p in ("train/*", "val/*", "diag/*", "test/*")} == {"trainer/global_step"}
     rows = [r["history"]["item"] for r in seen if r["type"] == "history"]

@@ -163,7 +163,22 @@ def record_summary(record: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def log_checkpoint(run: wandb.sdk.wandb_run.Run, record: dict[str, Any]) -> None:
+    """The tested checkpoint as a `model` artifact (alias `best`), with the scores it got as metadata."""
+    artifact = wandb.Artifact(
+        f"model-{run.id}",
+        type="model",
+        metadata={k: record.get(k) for k in ("task", "experiment", "best_val", "test", "overrides")},
+    )
+    artifact.add_file(record["checkpoint"], name="best.ckpt")
+    run.log_artifact(artifact, aliases=["best"])
+
+
 def finish_run(run: wandb.sdk.wandb_run.Run, record: dict[str, Any]) -> None:
-    """Write the record's summary into the run and close it, failed unless the record says finished."""
+    """Write the record's summary into the run, log the tested checkpoint if `logger.log_checkpoint` asks for it,
+    and close the run, failed unless the record says finished."""
     run.summary.update(record_summary(record))
+    wanted = (record.get("config") or {}).get("logger", {}).get("log_checkpoint")
+    if wanted and record.get("status") == "finished" and record.get("checkpoint"):
+        log_checkpoint(run, record)
     run.finish(exit_code=0 if record.get("status") == "finished" else 1)
