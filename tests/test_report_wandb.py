@@ -10,34 +10,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from report_fakes import fake_sweep
 from rnnbench.reports.cli import analyses
 from rnnbench.reports.collect import local_records
 from rnnbench.reports.sweep_report import write_sweep
 from rnnbench.reports.wandb_report import build_report, log_report_files, results_table
-from rnnbench.reports.wandb_source import split_overrides, wandb_records
+from rnnbench.reports.wandb_source import run_record, split_overrides, wandb_records
 from rnnbench.reports.wandb_workspace import build_workspace
 from rnnbench.tracking.run_record import write_record
+from rnnbench.tracking.wandb_run import SWEEP_PARAMS_KEY, record_summary
 from rnnbench.training.train import run_name
-
-STATES = {"finished": "finished", "failed": "failed", "diverged": "failed"}  # what wandb.finish(exit_code) leaves
 
 
 class FakeRun:
-    """What rnnbench-train leaves in W&B for one job, as the public API returns it."""
+    """What rnnbench-train leaves in W&B for one job, as the public API returns it: the state finish_run's exit code
+    leaves, the resolved config (plus `sweep_params` under `wandb agent`), the summary `record_summary` writes over
+    the last logged values. `legacy`: the summary of runs logged before it had `status`."""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: dict[str, Any], legacy: bool = False) -> None:
         self.name = run_name(record["overrides"])
         self.group = record["experiment"]
-        self.state = STATES[record["status"]]
+        self.state = "finished" if record["status"] == "finished" else "failed"
         self.config = record["config"]
-        last_loss = record["history"][-1]["train/loss"]
-        self.summary_metrics = {
-            **record["test"],
-            **{f"baseline/{k}": v for k, v in record["baseline"].items()},
-            "num_parameters": record["num_parameters"],
-            "train/loss": float(last_loss),  # a diverged run's last loss is NaN
-        }
+        if record.get("agent"):
+            params = [o.split("=", 1) for o in record["overrides"] if not o.startswith("+")]
+            self.config = record["config"] | {SWEEP_PARAMS_KEY: dict(params)}
+        last = {"train/loss": float(record["history"][-1]["train/loss"])}  # a diverged run's last loss is NaN
+        if legacy:
+            self.summary_metrics = {
+                **record["test"],
+                **{f"baseline/{k}": v for k, v in record["baseline"].items()},
+                "num_parameters": record["num_parameters"],
+                **last,
+            }
+        else:
+            self.summary_metrics = last | record_summary({k: v for k, v in record.items() if k != "agent"})
         self._history = record["history"]
 
     def scan_history(self) -> list[dict[str, Any]]:
@@ -52,23 +61,31 @@ class FakeRun:
 class FakeApi:
     """`wandb.Api()` with only `runs`, remembering what it was asked for."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], legacy: bool = False) -> None:
         self.records = records
+        self.legacy = legacy
         self.asked: list[tuple[str, Any]] = []
 
     def runs(self, path: str, filters: dict[str, Any] | None = None) -> list[FakeRun]:
         self.asked.append((path, filters))
-        return [FakeRun(r) for r in self.records if not filters or r["experiment"] == filters["group"]]
+        return [FakeRun(r, self.legacy) for r in self.records if not filters or r["experiment"] == filters["group"]]
 
 
 def _rows(records: list[dict[str, Any]]) -> list[Any]:
     return [row for analysis in analyses(records) for row in analysis.rows]
 
 
-def test_wandb_source_gives_the_same_rows_as_run_json(tmp_path: Path) -> None:
+def _agent_sweep() -> list[dict[str, Any]]:
+    """The fake sweep with two runs launched by `wandb agent`, one of them the diverged one."""
+    return [r | {"agent": True} if i in (0, 7) else r for i, r in enumerate(fake_sweep())]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_wandb_source_gives_the_same_rows_as_run_json(tmp_path: Path, legacy: bool) -> None:
+    """With the summary's status (and with runs logged before it, from the state and a NaN loss)."""
     for i, record in enumerate(fake_sweep()):
         write_record(tmp_path / str(i) / "run.json", record)
-    api = FakeApi(fake_sweep())
+    api = FakeApi(_agent_sweep(), legacy)
     local = _rows(local_records([tmp_path]))
     remote = _rows(wandb_records(api, "me", "rnnbench", experiment="cell"))
     assert api.asked == [("me/rnnbench", {"group": "cell"})]
@@ -79,6 +96,22 @@ def test_wandb_source_gives_the_same_rows_as_run_json(tmp_path: Path) -> None:
         assert [(e, "nan" if math.isnan(v) else v) for e, v in a.curve] == [
             (e, "nan" if math.isnan(v) else v) for e, v in b.curve
         ]
+
+
+def test_wandb_source_reads_statuses_from_the_summary_not_the_state() -> None:
+    """A run interrupted by Ctrl-C exits non-zero (state failed) with a finite loss: its summary says interrupted."""
+    record = fake_sweep()[6] | {"status": "interrupted"}
+    (remote,) = wandb_records(FakeApi([record]), "me", "rnnbench")
+    assert remote["status"] == "interrupted"
+    (legacy,) = wandb_records(FakeApi([record], legacy=True), "me", "rnnbench")
+    assert legacy["status"] == "failed"  # all the state could say
+
+
+def test_an_agent_run_logged_with_a_clobbered_config_is_named_not_crashed_on() -> None:
+    run = FakeRun(fake_sweep()[0])
+    run.config = run.config | {"task": "adding", "model": "lstm"}  # what agent runs got before rnnbench kept it
+    with pytest.raises(ValueError, match="has task='adding' in its config, not the composed task"):
+        run_record(run)
 
 
 def test_split_overrides_keeps_lists_together() -> None:
