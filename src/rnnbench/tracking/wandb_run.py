@@ -51,6 +51,8 @@ RECORD_SUMMARY = (  # run.json fields copied into the summary as they are
     "train_time_s",
     "peak_memory_mb",
     "clip_fraction",
+    "tuning",
+    "best_val",  # nested, as run.json has it (rnnbench-report --source wandb reads it back)
 )
 SWEEP_PARAMS_KEY = "sweep_params"  # the agent's parameters, as the agent named them: {"model": "gru", "seed": 0}
 
@@ -152,11 +154,9 @@ def define_metrics(run: wandb.sdk.wandb_run.Run) -> None:
 
 
 def record_summary(record: dict[str, Any]) -> dict[str, Any]:
-    """The W&B summary a run record implies: best_val's `val/*` (the tested checkpoint), `best_val/step` and
-    `/epoch`, the test metrics, `baseline/*` and the record's status and solve fields."""
-    best = record.get("best_val") or {}
-    summary = {k: v for k, v in best.items() if k.startswith("val/")}
-    summary |= {f"best_val/{k}": v for k, v in best.items() if not k.startswith("val/")}
+    """The W&B summary a run record implies: best_val's `val/*` (the tested checkpoint) at the top level and
+    `best_val` whole, the test metrics, `baseline/*` and the record's status and solve fields."""
+    summary = {k: v for k, v in (record.get("best_val") or {}).items() if k.startswith("val/")}
     summary |= record.get("test") or {}
     summary |= {f"baseline/{k}": v for k, v in (record.get("baseline") or {}).items()}
     summary |= {k: record[k] for k in RECORD_SUMMARY if k in record}
