@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default="rnnbench", help="W&B project (default: rnnbench)")
     parser.add_argument("--experiment", help="only this experiment (sweep name)")
     parser.add_argument("--wandb-report", action="store_true", help="also save each sweep as a W&B Report (online)")
+    parser.add_argument("--wandb-workspace", action="store_true", help="also save a W&B workspace per sweep (online)")
     return parser
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.source == "local" and not args.paths:
         parser.error("give run folders, run.json files or runs.jsonl.gz archives, or --source wandb")
-    if (args.source == "wandb" or args.wandb_report) and not args.entity:
+    if (args.source == "wandb" or args.wandb_report or args.wandb_workspace) and not args.entity:
         parser.error("--entity is needed to read from or write to W&B")
     try:
         records = _records(args)
@@ -80,11 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{analysis.experiment}: {folder / 'README.md'}")
         for finding in analysis.findings:
             print(f"  {finding.hypothesis.id}: {finding.sentence}")
-        if args.wandb_report:
-            from rnnbench.reports.wandb_report import build_report
+        workspace = None
+        if args.wandb_workspace:
+            from rnnbench.reports.wandb_workspace import save_workspace
 
-            saved = build_report(analysis, args.entity, args.project).save()
-            print(f"  W&B report: {saved.url}")
+            workspace = save_workspace(own, args.entity, args.project)
+            print(f"  W&B workspace: {workspace}")
+        if args.wandb_report:
+            from rnnbench.reports.wandb_report import publish_report
+
+            print(f"  W&B report: {publish_report(analysis, folder, args.entity, args.project, workspace)}")
     print(f"index: {write_index(out)}")
     return 0
 

@@ -1,9 +1,11 @@
 """The W&B source of runs: a project's runs, read through the public API and reshaped into run.json records.
 
-`rnnbench-train` gives each W&B run the resolved config, a name made of the job's overrides, the test metrics,
-`baseline/*` and `num_parameters` in its summary, and per-epoch validation metrics and `perf/epoch_time_s` in its
-history. From those this module rebuilds the parts of run.json a report reads, so `rnnbench-report --source wandb`
-and the local source give the same rows. The API object is passed in, so tests use a fake one and need no network.
+`rnnbench-train` gives each W&B run the resolved config (an agent-launched run also has `sweep_params`, the
+agent's own parameters), a name made of the job's overrides, a summary that says what run.json says (`status`,
+the test metrics, `baseline/*`, `num_parameters`, `best_val`'s metrics; tracking.wandb_run.record_summary), and
+per-epoch validation metrics and `perf/epoch_time_s` in its history. From those this module rebuilds the parts of
+run.json a report reads, so `rnnbench-report --source wandb` and the local source give the same rows. The API
+object is passed in, so tests use a fake one and need no network.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from hydra.utils import instantiate
+
+from rnnbench.tracking.run_record import STATUSES
+from rnnbench.tracking.wandb_run import SWEEP_PARAMS_KEY
 
 STATES = {
     "finished": "finished",
@@ -65,7 +70,10 @@ def _not_finite(value: Any) -> bool:
 
 
 def _status(run: ApiRun, summary: dict[str, Any]) -> str:
-    """run.json's status from the W&B state; a failed run whose last training loss is not finite diverged."""
+    """run.json's status as the run wrote it into its summary; for runs logged before it did, from the W&B state
+    (a failed run whose last training loss is not finite diverged)."""
+    if summary.get("status") in STATUSES and summary["status"] != "running":
+        return summary["status"]
     status = STATES.get(run.state, run.state)
     if status == "failed" and _not_finite(summary.get("train/loss")):
         return "diverged"
@@ -88,6 +96,12 @@ def _history(run: ApiRun) -> list[dict[str, Any]]:
 def run_record(run: ApiRun) -> dict[str, Any]:
     """One W&B run as the run.json fields a report reads."""
     config, summary = dict(run.config), dict(run.summary_metrics)
+    config.pop(SWEEP_PARAMS_KEY, None)
+    if not isinstance(config.get("task"), dict):
+        raise ValueError(
+            f"W&B run {run.name!r} has task={config.get('task')!r} in its config, not the composed task: an"
+            " agent-launched run logged before rnnbench kept the composed config; read its local run.json instead"
+        )
     task = instantiate(config["task"])
     metric = task.primary_metric
     test = {k: v for k, v in summary.items() if k.startswith("test/")}

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from rnnbench.tracking.wandb_run import start_run, wandb_logger
+from rnnbench.tracking.wandb_run import job_run_id, start_run, wandb_logger
 
 
 def wandb(
@@ -22,9 +22,14 @@ def wandb(
     entity: str | None = None,
     mode: str = "offline",
     init_timeout: float = 30.0,
+    log_checkpoint: bool = False,
 ) -> Logger:
-    """A W&B run in `save_dir/wandb/`, one per job."""
-    run = start_run(save_dir, project, name, group, job_type, tags, run_config, mode, entity, init_timeout)
+    """A W&B run in `save_dir/wandb/`, one per job: a relaunch of the job resumes the same run id.
+
+    `log_checkpoint` is read at the end from the run's config (`wandb_run.finish_run`), when the checkpoint exists."""
+    run = start_run(
+        save_dir, project, name, group, job_type, tags, run_config, mode, entity, init_timeout, job_run_id(save_dir)
+    )
     return wandb_logger(run)
 
 

@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from rnnbench.tasks.base import SequenceTask
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
-from rnnbench.tracking.wandb_run import run_info
+from rnnbench.tracking.wandb_run import define_metrics, finish_run, run_info
 from rnnbench.training.callbacks import RunRecorder
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.module import SequenceModule
@@ -132,6 +132,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         wandb_run = logger.experiment if isinstance(logger, WandbLogger) else None
         if wandb_run is not None:
             record["wandb"] = run_info(wandb_run)
+            define_metrics(wandb_run)
             wandb_run.summary.update({"num_parameters": module.num_parameters})
             wandb_run.summary.update({f"baseline/{k}": v for k, v in task.baseline().items()})
 
@@ -175,10 +176,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     finally:
         recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if wandb_run is not None:
-            wandb_run.summary.update(record.get("test", {}))
-            summary = ("status", "train_time_s", "peak_memory_mb", "stage", "max_steps", "solved", "steps_to_solve")
-            wandb_run.summary.update({k: record.get(k) for k in summary})
-            wandb_run.finish(exit_code=0 if record["status"] == "finished" else 1)
+            finish_run(wandb_run, record)  # the summary says what run.json says
     return record
 
 
