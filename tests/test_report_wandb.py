@@ -205,6 +205,6 @@ def test_the_report_folder_and_its_results_table_go_to_w_and_b(tmp_path: Path) -
     history = [r["history"]["item"] for r in seen if r["type"] == "history"]
     (logged,) = [row for row in history if "results._type" in row]  # the inspector flattens the table's fields
     assert (logged["results._type"], logged["results.ncols"], logged["results.nrows"]) == ("table-file", 15, 8)
-    assert len(rows[0]) == 12
+    assert len(rows[0]) == 15
     artifacts = [(r["artifact"]["type"], r["artifact"]["name"]) for r in seen if r["type"] == "artifact"]
     assert ("report", "report-cell") in artifacts
