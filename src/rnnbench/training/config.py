@@ -30,7 +30,7 @@ from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
 TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
-NULLABLE_TOP_LEVEL = ("threads", "study")  # may be null; each is checked on its own in check_config
+NULLABLE_TOP_LEVEL = ("threads", "study", "tuned")  # may be null; each is checked on its own in check_config
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)

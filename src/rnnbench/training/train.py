@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
+from rnnbench.study.selection import apply_selection
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
 from rnnbench.tracking.wandb_run import run_info
 from rnnbench.training.callbacks import RunRecorder
@@ -56,6 +57,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
 def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train and test one (model, task) pair; returns the final run record (also written to run.json)."""
     overrides = list(overrides or [])
+    cfg, tuning = apply_selection(cfg)  # an evaluation job of a study: its group's tuned value, before any build
     quiet_third_party()
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -80,6 +82,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "baseline": task.baseline(),
         "primary_metric": task.primary_metric,
         "higher_is_better": task.higher_is_better,
+        "tuning": tuning,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
