@@ -91,29 +91,29 @@ def _joined(values: tuple[float, ...] | tuple[int, ...]) -> str:
 
 
 def stage_overrides(launch: Launch, stage: str) -> list[str]:
-    """The overrides the stage adds to the sweep's: its stage, its seeds, and the tuning grid or the selection."""
+    """The stage's overrides after `+sweep=NAME`: the user's, then its stage, its seeds, and the tuning grid (tune)
+    or the selection (eval); with per_factor=hardest the tuning stage runs the factor's largest value only."""
     tuning = launch.study.tuning
     if tuning is None:
         raise StudyError("study.tuning is missing")
+    user = list(launch.overrides)
     if stage == "tune":
         extra = [f"{tuning.key}={_joined(tuning.grid)}", f"seed={_joined(tuning.seeds)}"]
         factor = launch.study.factor
-        if tuning.per_factor == "hardest" and factor in launch.grid:  # tuned at the largest value only
+        if tuning.per_factor == "hardest" and factor in launch.grid:
+            user = [o for o in user if _key(o) != factor]  # the user's values of the factor: their largest only
             extra.append(f"{factor}={max(_values(launch, factor), key=float)}")
-        return ["stage=tune", "stop_on_solve=true", *extra]
+        return [*user, "stage=tune", "stop_on_solve=true", *extra]
     if stage == "eval":
-        return [
-            "stage=eval",
-            "stop_on_solve=true",
-            f"tuned={SELECTION_FROM_JOB}",
-            f"seed={_joined(launch.study.seeds)}",
-        ]
+        seeds = f"seed={_joined(launch.study.seeds)}"
+        return [*user, "stage=eval", "stop_on_solve=true", f"tuned={SELECTION_FROM_JOB}", seeds]
     raise StudyError(f"unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
 
 
 def command(launch: Launch, stage: str) -> list[str]:
     """The full `rnnbench-train -m` command line of a stage."""
     config_dir = ["--config-dir", str(Path(launch.config_dir).resolve())] if launch.config_dir else []
+    sweep_dir = f"hydra.sweep.dir={launch.stage_dir(stage)}"
     return [
         sys.executable,
         "-m",
@@ -121,9 +121,8 @@ def command(launch: Launch, stage: str) -> list[str]:
         "-m",
         *config_dir,
         f"+sweep={launch.name}",
-        *launch.overrides,
         *stage_overrides(launch, stage),
-        f"hydra.sweep.dir={launch.stage_dir(stage)}",
+        sweep_dir,
     ]
 
 
