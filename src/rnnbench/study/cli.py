@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     except StudyError as err:
         print(f"rnnbench-study: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("rnnbench-study: interrupted; the same command resumes where it stopped", file=sys.stderr)
+        sys.exit(130)
     sys.exit(status)
 
 
