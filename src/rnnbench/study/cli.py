@@ -59,7 +59,7 @@ def select_stage(launch: Launch) -> None:
         raise StudyError(f"{len(broken)} tuning job(s) did not finish: {', '.join(map(str, broken))}; relaunch")
     selection = select(records, launch.study, launch.name)
     write_selection(launch.selection_path, selection)
-    print(f"rnnbench-study: {launch.selection_path}: {selection['key']} per group ({selection['rule']})")
+    print(f"rnnbench-study: wrote {launch.selection_path} ({selection['key']} per group; its `rule` says how):")
     for choice in selection["choices"]:
         group = (choice["variant"], choice["task"], choice["factor"])
         edge = "  <- at the edge of the grid" if choice["at_edge"] else ""
