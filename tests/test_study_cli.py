@@ -152,7 +152,7 @@ def test_restoring_from_the_record_archive_on_a_new_machine_trains_nothing(study
     fresh = cwd / "elsewhere"  # `outputs/` did not travel: a new study folder, the default archive found on its own
     result = study_cli(["tiny", "--dir", str(fresh)], cwd, study["cache"])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "restored 8 finished run(s)" in result.stdout
+    assert "restored 8 run record(s)" in result.stdout
     assert result.stdout.count(SKIP) == 8
     assert {p.parent.name.startswith("restored-") for p in fresh.rglob("run.json")} == {True}
     assert len(list(fresh.rglob("run.json"))) == 8

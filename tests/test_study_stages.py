@@ -146,18 +146,21 @@ def test_restore_writes_each_finished_study_record_once_outside_hydras_job_numbe
         record("tune", 100),
         record("tune", 101),
         record("eval", 0),
-        record("eval", 1, status="diverged"),  # not finished: the relaunch reruns it
+        record("eval", 1, status="diverged"),  # a result too: the tuning stage counts it, a relaunch keeps it
+        record("eval", 3, status="failed"),  # no result: the relaunch reruns it
         record(None, 0),  # a plain sweep's run
         record("eval", 2, sweep="other"),
     ]
-    assert restore(archived, folder, "tiny") == {"restored": 2, "present": 1, "skipped": 3}
+    assert restore(archived, folder, "tiny") == {"restored": 3, "present": 1, "skipped": 3}
     written = {
         (p.parent.parent.name, p.parent.name.startswith("restored-"), read_record(p)["seed"]): p.parent.name
         for p in folder.rglob("run.json")
     }
-    assert set(written) == {("tune", False, 100), ("tune", True, 101), ("eval", True, 0)}
+    assert set(written) == {("tune", False, 100), ("tune", True, 101), ("eval", True, 0), ("eval", True, 1)}
     assert written["tune", False, 100] == "0"
-    assert restore(archived, folder, "tiny") == {"restored": 0, "present": 3, "skipped": 3}  # idempotent
+    (folder / "eval" / "7").mkdir()
+    (folder / "eval" / "7" / "run.json").write_text("{not json")  # an unreadable record holds no job
+    assert restore(archived, folder, "tiny") == {"restored": 0, "present": 4, "skipped": 3}  # idempotent
 
 
 def test_read_archive_reads_gzip_jsonl(tmp_path: Path) -> None:

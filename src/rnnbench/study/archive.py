@@ -1,7 +1,7 @@
 """Resuming a study on another machine from its committed record archive, `reports/<sweep>/runs.jsonl.gz`.
 
 `outputs/` does not travel between machines; the archive (gzip JSONL, one run record per line, written by
-`rnnbench-report`) does. Restoring writes each finished tuning or evaluation record back as
+`rnnbench-report`) does. Restoring writes each finished (or diverged) tuning or evaluation record back as
 `<study folder>/<stage>/restored-<digest>/run.json`. The relaunched stage then skips those jobs, because the
 resume matches a finished record by its overrides wherever it lies in the stage's folder (rnnbench-train's
 `finished_record`), and every override a study passes is machine-independent. The folder names are not Hydra
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.study.stages import STAGES
-from rnnbench.study.tuning import stage_of
+from rnnbench.study.tuning import RESULT_STATUSES, stage_of
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
 
 ARCHIVE_NAME = "runs.jsonl.gz"
@@ -40,6 +40,15 @@ def _job_key(record: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(record.get("overrides") or []))
 
 
+def _done(path: Path) -> tuple[str, ...] | None:
+    """The job key of a stage folder's record that a relaunch keeps, None for any other (or an unreadable one)."""
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return None
+    return _job_key(record) if isinstance(record, dict) and record.get("status") in RESULT_STATUSES else None
+
+
 def restored_dir(stage_dir: Path, record: dict[str, Any]) -> Path:
     """A restored record's job folder, named by its overrides so that restoring twice writes nothing new."""
     digest = hashlib.sha1(json.dumps(_job_key(record)).encode()).hexdigest()[:12]
@@ -47,19 +56,19 @@ def restored_dir(stage_dir: Path, record: dict[str, Any]) -> Path:
 
 
 def restore(records: Iterable[dict[str, Any]], directory: Path, name: str) -> dict[str, int]:
-    """Write the finished tuning and evaluation records of sweep `name` into the study folder `directory`.
+    """Write the finished (and diverged) tuning and evaluation records of sweep `name` into the study folder.
 
-    Returns counts: `restored` (written), `present` (a finished record with the same overrides was already there)
-    and `skipped` (not finished, another sweep's, or of no stage)."""
+    Diverged ones too: they are results (the tuning stage counts them, a relaunch keeps them). Returns counts:
+    `restored` (written), `present` (a record of the same job was already there) and `skipped` (failed or
+    interrupted, another sweep's, or of no stage)."""
     counts = {"restored": 0, "present": 0, "skipped": 0}
-    finished: dict[str, set[tuple[str, ...]]] = {}
+    finished: dict[str, set[tuple[str, ...] | None]] = {}
     for stage in STAGES:
-        paths = (directory / stage).glob(f"*/{RECORD_NAME}")
-        finished[stage] = {_job_key(r) for r in map(read_record, paths) if r.get("status") == "finished"}
+        finished[stage] = {_done(p) for p in (directory / stage).glob(f"*/{RECORD_NAME}")}
     for record in records:
         stage = stage_of(record)
         mine = f"+sweep={name}" in (record.get("overrides") or [])
-        if record.get("status") != "finished" or stage not in STAGES or not mine:
+        if record.get("status") not in RESULT_STATUSES or stage not in STAGES or not mine:
             counts["skipped"] += 1
         elif _job_key(record) in finished[stage]:
             counts["present"] += 1

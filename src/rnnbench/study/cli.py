@@ -45,8 +45,8 @@ def restore_archive(launch: Launch, archive: Path | None) -> None:
         raise StudyError(f"--restore {path}: no such archive")
     counts = restore(read_archive(path), launch.directory, launch.name)
     print(
-        f"rnnbench-study: restored {counts['restored']} finished run(s) from {path} into {launch.directory} "
-        f"({counts['present']} already there, {counts['skipped']} not of this study or not finished)"
+        f"rnnbench-study: restored {counts['restored']} run record(s) from {path} into {launch.directory} "
+        f"({counts['present']} already there, {counts['skipped']} not of this study, or failed)"
     )
 
 
