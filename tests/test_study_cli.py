@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from rnnbench.reports.collect import local_records
+from rnnbench.study.cli import main
 from rnnbench.study.selection import find_choice
 from rnnbench.training.config import config_dir
 from study_fakes import TINY_STUDY, write_sweep
@@ -42,11 +43,15 @@ def stamps(folder: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in folder.rglob("run.json")}
 
 
-def test_tuning_and_evaluation_seeds_must_be_disjoint_end_to_end(tmp_path: Path) -> None:
+def test_tuning_and_evaluation_seeds_must_be_disjoint_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_sweep(tmp_path / "conf", study={**TINY_STUDY, "seeds": [0, 100]})
-    result = study_cli(["tiny"], tmp_path, tmp_path / "cache")
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tiny", "--config-dir", str(tmp_path / "conf")])  # the console entry, in this process: no start-up
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
         "rnnbench-study: error: study.tuning.seeds must be disjoint from study.seeds, both hold [100]"
     )
     assert not (tmp_path / "outputs").exists()
