@@ -78,6 +78,17 @@ def test_overrides_the_study_sets_itself_are_refused(conf: Path, overrides: list
     assert str(err.value) == message
 
 
+def test_a_malformed_override_or_a_grid_sweeping_the_tuned_key_is_refused(conf: Path) -> None:
+    with pytest.raises(StudyError, match=r"^model=\[: not a Hydra override \("):
+        load("tiny", ["model=["], str(conf))
+    swept = write_sweep(conf, "swept")
+    body = yaml.safe_load(swept.read_text())
+    body["hydra"]["sweeper"]["params"]["optim.optimizer.lr"] = "0.1,0.2"
+    swept.write_text("# @package _global_\n" + yaml.safe_dump(body))
+    with pytest.raises(StudyError, match=r"grid sweeps optim\.optimizer\.lr, the study's tuned key"):
+        load("swept", [], str(conf))
+
+
 def test_a_sweep_without_a_study_or_an_unknown_one_is_refused(conf: Path) -> None:
     bare = write_sweep(conf, "bare")
     body = yaml.safe_load(bare.read_text())

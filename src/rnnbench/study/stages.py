@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -50,8 +51,15 @@ class Launch:
         return self.directory / SELECTION_NAME
 
 
+def _parse(override: str) -> Override:
+    try:
+        return OverridesParser.create().parse_override(override)
+    except HydraException as err:
+        raise StudyError(f"{override}: not a Hydra override ({str(err).strip().splitlines()[0]})") from err
+
+
 def _key(override: str) -> str:
-    return OverridesParser.create().parse_override(override).get_key_element().lstrip("+~")
+    return _parse(override).get_key_element().lstrip("+~")
 
 
 def load(name: str, overrides: list[str], config_dir: str | None = None, directory: Path | None = None) -> Launch:
@@ -63,7 +71,7 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
         key = _key(override)
         if key in RESERVED or key.startswith("hydra.sweep"):
             raise StudyError(f"{override}: the study sets {key} itself (its seeds, stages and folders); drop it")
-    fixed = [o for o in overrides if not OverridesParser.create().parse_override(o).is_sweep_override()]
+    fixed = [o for o in overrides if not _parse(o).is_sweep_override()]
     try:
         base = compose_config([f"+sweep={name}", *fixed], config_dir, hydra=True)
     except (HydraException, OmegaConfBaseException) as err:
@@ -78,11 +86,13 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
             raise StudyError(f"{override}: {study.tuning.key} is the study's tuned key; change study.tuning.grid")
     grid = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
     grid.update({_key(o): o.split("=", 1)[1] for o in overrides if _key(o) in grid or "," in o})
+    if study.tuning.key in grid:
+        raise StudyError(f"sweep {name}'s grid sweeps {study.tuning.key}, the study's tuned key: drop it from the grid")
     return Launch(name, study, grid, tuple(overrides), config_dir, directory or Path("outputs/studies") / name)
 
 
 def _values(launch: Launch, key: str) -> list[str]:
-    override = OverridesParser.create().parse_override(f"{key}={launch.grid[key]}")
+    override = _parse(f"{key}={launch.grid[key]}")
     return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
 
 
