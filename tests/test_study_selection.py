@@ -42,7 +42,13 @@ def run(
         "task": task,
         "seed": seed,
         "config": {"model": {"cell": cell}, "task": {"seq_len": seq_len}, "optim": {"optimizer": {"lr": lr}}},
-        "overrides": [f"model={cell}", f"task={task}", f"task.seq_len={seq_len}", f"lr={lr}", f"seed={seed}"],
+        "overrides": [
+            f"model={cell}",
+            f"task={task}",
+            f"task.seq_len={seq_len}",
+            f"optim.optimizer.lr={lr}",
+            f"seed={seed}",
+        ],
         "primary_metric": "mse",
         "higher_is_better": higher,
         "max_steps": BUDGET,
@@ -171,11 +177,24 @@ def test_incomplete_tuning_is_refused_naming_the_group_and_value() -> None:
         select(records, study())
 
 
-def test_a_sweep_key_the_study_does_not_compare_is_refused() -> None:
-    records = grid_runs({1e-3: [(None, 0.3)] * 2, 3e-3: [(None, 0.2)] * 2, 1e-2: [(None, 0.25)] * 2})
-    other = [{**r, "overrides": [*r["overrides"], "model.hidden_size=32"]} for r in records]
-    with pytest.raises(StudyError, match=r"add it to study\.compare"):
-        select(records + other, study())
+def test_a_key_the_grid_varies_beyond_the_compared_ones_is_a_setting_tuned_on_its_own() -> None:
+    """e.g. model.forget_bias=1 vs chrono for the LSTM: each setting gets its own choice, never a pooled one."""
+    one = grid_runs({1e-3: [(None, 0.3)] * 2, 3e-3: [(None, 0.2)] * 2, 1e-2: [(None, 0.25)] * 2})
+    chrono = grid_runs({1e-3: [(100, 0.0)] * 2, 3e-3: [(None, 0.2)] * 2, 1e-2: [(None, 0.25)] * 2})
+    for runs, bias in ((one, "1"), (chrono, "chrono")):
+        for r in runs:
+            r["overrides"].append(f"model.forget_bias={bias}")
+    selection = select(one + chrono, study())
+    assert [(c["setting"], c["value"]) for c in selection["choices"]] == [
+        ({"model.forget_bias": "1"}, 3e-3),
+        ({"model.forget_bias": "chrono"}, 1e-3),
+    ]
+    job = ("lstm", "adding", None)
+    assert find_choice(selection, job, ["model=lstm", "+model.forget_bias=chrono", "seed=0"])["value"] == 1e-3
+    assert find_choice(selection, job, ["model.forget_bias=1"])["value"] == 3e-3
+    assert find_choice(selection, job, ["model.forget_bias=0"]) is None
+    plain = select(one, study())["choices"][0]
+    assert plain["setting"] == {} and find_choice(select(one, study()), job, ["seed=3"]) == plain
 
 
 def test_hardest_tunes_at_the_largest_factor_and_reuses_the_choice_below_it() -> None:

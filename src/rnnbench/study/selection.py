@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.study.spec import Study, StudyError, parse_study
-from rnnbench.study.tuning import Group, group_name
+from rnnbench.study.tuning import Group, group_name, override_map
 
 SELECTION_NAME = "selection.json"
 
@@ -35,21 +36,30 @@ def read_selection(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def find_choice(selection: dict[str, Any], group: Group) -> dict[str, Any] | None:
-    """The choice that applies to a group: its own, or with per_factor=hardest the one tuned at or above its factor."""
+def find_choice(selection: dict[str, Any], group: Group, overrides: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The choice that applies to a job: its group's (with per_factor=hardest, the one tuned at the smallest factor
+    value at or above the job's), in the setting its overrides name."""
     variant, task, factor = group
-    mine = [c for c in selection["choices"] if c["variant"] == variant and c["task"] == task]
+    mine = override_map(overrides)
+    candidates = [
+        c
+        for c in selection["choices"]
+        if c["variant"] == variant
+        and c["task"] == task
+        and all(mine.get(k) == v for k, v in (c.get("setting") or {}).items())
+    ]
     if factor is None:
-        return next((c for c in mine if c["factor"] is None), None)
+        return next((c for c in candidates if c["factor"] is None), None)
     if selection.get("per_factor") == "hardest":
-        above = [c for c in mine if c["factor"] is not None and c["factor"] >= factor]
+        above = [c for c in candidates if c["factor"] is not None and c["factor"] >= factor]
         return min(above, key=lambda c: c["factor"], default=None)
-    return next((c for c in mine if c["factor"] is not None and math.isclose(c["factor"], factor)), None)
+    return next((c for c in candidates if c["factor"] is not None and math.isclose(c["factor"], factor)), None)
 
 
-def apply_selection(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
-    """Set the tuned key from `cfg.tuned`'s selection for this job's group; returns the config and the record's
-    `tuning` field ({key, value, selection, at_edge}), or (cfg, None) when the job is not tuned."""
+def apply_selection(cfg: DictConfig, overrides: Iterable[str] = ()) -> tuple[DictConfig, dict[str, Any] | None]:
+    """Set the tuned key from `cfg.tuned`'s selection for this job's group (and setting, from its overrides);
+    returns the config and the record's `tuning` field ({key, value, selection, at_edge}), or (cfg, None) when the
+    job is not tuned."""
     if cfg.get("tuned") is None:
         return cfg, None
     path = Path(str(cfg.tuned)).resolve()
@@ -59,9 +69,13 @@ def apply_selection(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]
     selection = read_selection(path)
     config = OmegaConf.to_container(cfg, resolve=True)
     group = (study.variant_of(config), instantiate(cfg.task).label, study.factor_of(config))
-    choice = find_choice(selection, group)
+    choice = find_choice(selection, group, overrides)
     if choice is None:
-        raise StudyError(f"tuned: no choice for {group_name(group, study)} in {path}; rerun its tuning stage")
+        setting = sorted(
+            {(k, override_map(overrides).get(k)) for c in selection["choices"] for k in c.get("setting") or {}}
+        )
+        name = group_name(group, study, tuple(setting))
+        raise StudyError(f"tuned: no choice for {name} in {path}; rerun its tuning stage")
     OmegaConf.update(cfg, selection["key"], choice["value"], merge=False)
     return cfg, {
         "key": selection["key"],

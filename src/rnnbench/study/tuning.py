@@ -5,7 +5,8 @@ grid, on tuning seeds that the evaluation never reuses, scored on validation onl
 the tuning run records: the same records, in any order and on any machine, give the same selection, so
 `selection.json` can always be rebuilt from the committed record archive.
 
-The rule (also written into selection.json): per group (variant, task, factor value), rank the grid's values by
+The rule (also written into selection.json): per group (variant, task, factor value, and setting: any other
+override its tuning runs differ in, e.g. `model.forget_bias`, so settings are never pooled), rank the values by
   1. solve rate, higher first;
   2. median steps-to-solve, lower first, a run that never solved counting as its step budget (censored);
   3. median best validation primary metric, in the task's direction;
@@ -24,13 +25,14 @@ from typing import Any
 from rnnbench.study.spec import Study, StudyError, Tuning, lookup
 
 RULE = (
-    "per (variant, task, factor value): rank the grid values by solve rate (higher first), then median "
-    "steps-to-solve (lower first; a run that never solved counts as its step budget), then median best "
-    "validation primary metric (in the task's direction); remaining ties go to the smaller value. "
-    "Diverged runs count as unsolved at the budget with the worst validation score."
+    "per (variant, task, factor value, and setting: any other override the tuning runs differ in): rank the grid "
+    "values by solve rate (higher first), then median steps-to-solve (lower first; a run that never solved counts "
+    "as its step budget), then median best validation primary metric (in the task's direction); remaining ties go "
+    "to the smaller value. Diverged runs count as unsolved at the budget with the worst validation score."
 )
 RESULT_STATUSES = ("finished", "diverged")  # a tuning run that says something about its value
 Group = tuple[str, str, float | None]  # (variant, task label, factor value)
+Setting = tuple[tuple[str, str | None], ...]  # (override key, value) of the other keys a group's runs differ in
 
 
 def stage_of(record: Mapping[str, Any]) -> str | None:
@@ -44,10 +46,11 @@ def group_of(record: Mapping[str, Any], study: Study) -> Group:
     return study.variant_of(config), str(record.get("task")), study.factor_of(config)
 
 
-def group_name(group: Group, study: Study) -> str:
-    """A group as users read it: `lstm / adding / task.seq_len=100`."""
+def group_name(group: Group, study: Study, setting: Setting = ()) -> str:
+    """A group as users read it: `lstm / adding / task.seq_len=100` (then its setting, if any)."""
     variant, task, factor = group
-    return " / ".join([variant, task, *([] if factor is None else [f"{study.factor}={factor:g}"])])
+    factor_part = [] if factor is None else [f"{study.factor}={factor:g}"]
+    return " / ".join([variant, task, *factor_part, *(f"{k}={v}" for k, v in setting)])
 
 
 def _grid_value(value: Any, grid: tuple[float, ...]) -> float | None:
@@ -109,18 +112,37 @@ def _tuning_runs(records: Iterable[Mapping[str, Any]], study: Study, tuning: Tun
     return runs
 
 
-def _check_complete(group: Group, by_value: Mapping[float, list], study: Study, tuning: Tuning) -> None:
+def override_map(overrides: Iterable[str]) -> dict[str, str]:
+    """A job's overrides as {key: value as written}, `+`/`~` dropped."""
+    return dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+
+
+def _by_setting(by_value: Mapping[float, list], tuning: Tuning) -> dict[Setting, dict[float, list]]:
+    """A group's runs split by the overrides they differ in besides the seed and the tuned key (its settings: e.g.
+    `model.forget_bias=1` vs `chrono` where the grid varies a key study.compare does not name). Each setting gets
+    its own choice, never one pooled over settings."""
+    maps = [override_map(r.get("overrides") or []) for runs in by_value.values() for r in runs]
+    keys = sorted({k for m in maps for k in m if k not in ("seed", tuning.key) and len({n.get(k) for n in maps}) > 1})
+    out: dict[Setting, dict[float, list]] = defaultdict(lambda: defaultdict(list))
+    for value, runs in by_value.items():
+        for run in runs:
+            mine = override_map(run.get("overrides") or [])
+            out[tuple((k, mine.get(k)) for k in keys)][value].append(run)
+    return out
+
+
+def _check_complete(name: str, by_value: Mapping[float, list], tuning: Tuning) -> None:
     """Every grid value of a group has one result per tuning seed, and no seed twice."""
     for value in tuning.grid:
         seeds = sorted(r.get("seed") for r in by_value.get(value, []))
         if len(seeds) != len(set(seeds)):
             raise StudyError(
-                f"tuning runs of {group_name(group, study)} at {tuning.key}={value:g} repeat a seed with different "
-                f"configs: the sweep varies a key that study.compare does not name; add it to study.compare"
+                f"tuning runs of {name} at {tuning.key}={value:g} repeat a seed with configs that their overrides "
+                f"do not tell apart; pass the tuning stage's own records (one folder per job)"
             )
         if len(seeds) < len(tuning.seeds):
             raise StudyError(
-                f"tuning stage incomplete: {group_name(group, study)} has {len(seeds)} of {len(tuning.seeds)} "
+                f"tuning stage incomplete: {name} has {len(seeds)} of {len(tuning.seeds)} "
                 f"finished or diverged runs at {tuning.key}={value:g}; relaunch the tuning stage to finish it"
             )
 
@@ -135,20 +157,22 @@ def select(records: Iterable[Mapping[str, Any]], study: Study, name: str = "") -
         raise StudyError(f"no finished tuning runs (stage=tune, seeds {list(tuning.seeds)}) of {tuning.key}'s grid")
     choices = []
     for group in sorted(runs, key=lambda g: (g[0], g[1], g[2] is not None, g[2] or 0.0)):
-        _check_complete(group, runs[group], study, tuning)
-        scores = [_score(runs[group][value], value) for value in tuning.grid]
-        best = min(scores, key=lambda s: s["_rank"])
-        variant, task, factor = group
-        choices.append(
-            {
-                "variant": variant,
-                "task": task,
-                "factor": factor,
-                "value": best["value"],
-                "at_edge": best["value"] in (tuning.grid[0], tuning.grid[-1]),
-                "scores": [{k: v for k, v in s.items() if k != "_rank"} for s in scores],
-            }
-        )
+        for setting, by_value in sorted(_by_setting(runs[group], tuning).items(), key=lambda kv: str(kv[0])):
+            _check_complete(group_name(group, study, setting), by_value, tuning)
+            scores = [_score(by_value[value], value) for value in tuning.grid]
+            best = min(scores, key=lambda s: s["_rank"])
+            variant, task, factor = group
+            choices.append(
+                {
+                    "variant": variant,
+                    "task": task,
+                    "factor": factor,
+                    "setting": dict(setting),
+                    "value": best["value"],
+                    "at_edge": best["value"] in (tuning.grid[0], tuning.grid[-1]),
+                    "scores": [{k: v for k, v in s.items() if k != "_rank"} for s in scores],
+                }
+            )
     return {
         "study": name,
         "key": tuning.key,

@@ -57,7 +57,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
 def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train and test one (model, task) pair; returns the final run record (also written to run.json)."""
     overrides = list(overrides or [])
-    cfg, tuning = apply_selection(cfg)  # an evaluation job of a study: its group's tuned value, before any build
+    cfg, tuning = apply_selection(cfg, overrides)  # a study's eval job: its group's tuned value, before any build
     quiet_third_party()
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
