@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
+from rnnbench.study.selection import apply_selection
 from rnnbench.tasks.base import SequenceTask
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
 from rnnbench.tracking.wandb_run import define_metrics, finish_run, run_info
@@ -87,6 +88,7 @@ def check_protocol(cfg: DictConfig, task: SequenceTask) -> None:
 def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train and test one (model, task) pair; returns the final run record (also written to run.json)."""
     overrides = list(overrides or [])
+    cfg, tuning = apply_selection(cfg, overrides)  # a study's eval job: its group's tuned value, before any build
     quiet_third_party()
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -113,6 +115,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "primary_metric": task.primary_metric,
         "higher_is_better": task.higher_is_better,
         "stage": cfg.get("stage"),
+        "tuning": tuning,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     solve = SolveTracker(task.solve, record, stop_on_solve=bool(cfg.get("stop_on_solve")))

@@ -1,0 +1,143 @@
+"""A study's two stages as `rnnbench-train -m` command lines: tuning (grid x tuning grid x tuning seeds) and
+evaluation (grid x evaluation seeds at each group's chosen value), each into its own folder of the study folder.
+
+Each stage is an ordinary Hydra multirun run as a subprocess, so it gets a fresh Hydra, the same preflight, the
+same launcher (joblib at budget=cpu) and the same resume: a relaunch skips every job whose finished run.json has
+the same overrides. That is why every override here is machine-independent: the evaluation jobs find the
+selection as `${hydra:sweep.dir}/../selection.json`, never by an absolute path, so records restored on another
+machine still match the relaunched jobs.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rnnbench.study.selection import SELECTION_NAME
+from rnnbench.study.spec import Study, StudyError, parse_study
+from rnnbench.training.config import compose_config, group_options
+
+STAGES = ("tune", "eval")
+SELECTION_FROM_JOB = "${hydra:sweep.dir}/../" + SELECTION_NAME  # an eval job's path to selection.json
+RESERVED = ("seed", "stage", "tuned", "stop_on_solve", "hydra.sweep.dir")  # the study sets these itself
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One `rnnbench-study` command: the sweep, its study, the user's overrides and where the study lives."""
+
+    name: str
+    study: Study
+    grid: dict[str, str]  # the sweep's hydra.sweeper.params after the user's overrides replace theirs
+    overrides: tuple[str, ...] = ()
+    config_dir: str | None = None
+    directory: Path = Path("outputs/studies")
+
+    def stage_dir(self, stage: str) -> Path:
+        """`<study folder>/tune` or `<study folder>/eval`: the stage's hydra.sweep.dir."""
+        return self.directory / stage
+
+    @property
+    def selection_path(self) -> Path:
+        return self.directory / SELECTION_NAME
+
+
+def _parse(override: str) -> Override:
+    try:
+        return OverridesParser.create().parse_override(override)
+    except HydraException as err:
+        raise StudyError(f"{override}: not a Hydra override ({str(err).strip().splitlines()[0]})") from err
+
+
+def _key(override: str) -> str:
+    return _parse(override).get_key_element().lstrip("+~")
+
+
+def load(name: str, overrides: list[str], config_dir: str | None = None, directory: Path | None = None) -> Launch:
+    """Compose the sweep with the user's overrides and read its study block; one StudyError line if unusable."""
+    sweeps = group_options("sweep", config_dir)
+    if name not in sweeps:
+        raise StudyError(f"unknown sweep {name!r}; allowed: {', '.join(sweeps)}")
+    for override in overrides:
+        key = _key(override)
+        if key in RESERVED or key.startswith("hydra.sweep"):
+            raise StudyError(f"{override}: the study sets {key} itself (its seeds, stages and folders); drop it")
+    fixed = [o for o in overrides if not _parse(o).is_sweep_override()]
+    try:
+        base = compose_config([f"+sweep={name}", *fixed], config_dir, hydra=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise StudyError(str(err).strip().splitlines()[0]) from err
+    if base.get("study") is None:
+        raise StudyError(f"sweep {name} declares no study: add a study: block with tuning and seeds (sweeps/README.md)")
+    study = parse_study(OmegaConf.to_container(base.study, resolve=True))
+    if study.tuning is None or not study.seeds:
+        raise StudyError(f"sweep {name}'s study needs study.tuning and study.seeds (its evaluation seeds)")
+    for override in overrides:
+        if _key(override) == study.tuning.key:
+            raise StudyError(f"{override}: {study.tuning.key} is the study's tuned key; change study.tuning.grid")
+    grid = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
+    grid.update({_key(o): o.split("=", 1)[1] for o in overrides if _key(o) in grid or "," in o})
+    if study.tuning.key in grid:
+        raise StudyError(f"sweep {name}'s grid sweeps {study.tuning.key}, the study's tuned key: drop it from the grid")
+    return Launch(name, study, grid, tuple(overrides), config_dir, directory or Path("outputs/studies") / name)
+
+
+def _values(launch: Launch, key: str) -> list[str]:
+    override = _parse(f"{key}={launch.grid[key]}")
+    return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
+
+
+def _joined(values: tuple[float, ...] | tuple[int, ...]) -> str:
+    return ",".join(repr(v) for v in values)
+
+
+def stage_overrides(launch: Launch, stage: str) -> list[str]:
+    """The stage's overrides after `+sweep=NAME`: the user's, then its stage, its seeds, and the tuning grid (tune)
+    or the selection (eval); with per_factor=hardest the tuning stage runs the factor's largest value only."""
+    tuning = launch.study.tuning
+    if tuning is None:
+        raise StudyError("study.tuning is missing")
+    user = list(launch.overrides)
+    if stage == "tune":
+        extra = [f"{tuning.key}={_joined(tuning.grid)}", f"seed={_joined(tuning.seeds)}"]
+        factor = launch.study.factor
+        if tuning.per_factor == "hardest" and factor in launch.grid:
+            user = [o for o in user if _key(o) != factor]  # the user's values of the factor: their largest only
+            extra.append(f"{factor}={max(_values(launch, factor), key=float)}")
+        return [*user, "stage=tune", "stop_on_solve=true", *extra]
+    if stage == "eval":
+        seeds = f"seed={_joined(launch.study.seeds)}"
+        return [*user, "stage=eval", "stop_on_solve=true", f"tuned={SELECTION_FROM_JOB}", seeds]
+    raise StudyError(f"unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
+
+
+def command(launch: Launch, stage: str) -> list[str]:
+    """The full `rnnbench-train -m` command line of a stage."""
+    config_dir = ["--config-dir", str(Path(launch.config_dir).resolve())] if launch.config_dir else []
+    sweep_dir = f"hydra.sweep.dir={launch.stage_dir(stage)}"
+    return [
+        sys.executable,
+        "-m",
+        "rnnbench.training.cli",
+        "-m",
+        *config_dir,
+        f"+sweep={launch.name}",
+        *stage_overrides(launch, stage),
+        sweep_dir,
+    ]
+
+
+def run_stage(launch: Launch, stage: str) -> int:
+    """Run one stage's multirun (resuming whatever it finished before); its exit status."""
+    line = command(launch, stage)
+    print(f"rnnbench-study: {stage} stage: rnnbench-train {shlex.join(line[3:])}", flush=True)
+    return subprocess.run(line, check=False).returncode
