@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rnnbench.study.archive import read_archive, restore
+from rnnbench.reports.archive import read_archive
+from rnnbench.study.archive import restore
 from rnnbench.study.selection import apply_selection, write_selection
 from rnnbench.study.spec import StudyError
 from rnnbench.study.stages import SELECTION_FROM_JOB, command, load, stage_overrides

@@ -11,29 +11,21 @@ to overwrite it, and that job would never run.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rnnbench.reports.archive import ARCHIVE_NAME
 from rnnbench.study.stages import STAGES
 from rnnbench.study.tuning import RESULT_STATUSES, stage_of
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
-
-ARCHIVE_NAME = "runs.jsonl.gz"
 
 
 def default_archive(name: str) -> Path:
     """Where `rnnbench-report` commits a sweep's records: reports/<name>/runs.jsonl.gz (from the working dir)."""
     return Path("reports") / name / ARCHIVE_NAME
-
-
-def read_archive(path: Path) -> list[dict[str, Any]]:
-    """Every run record of a gzip JSONL archive."""
-    with gzip.open(path, "rt") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def _job_key(record: dict[str, Any]) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rnnbench.reports.archive import read_archive
 from rnnbench.reports.collect import local_records
-from rnnbench.study.archive import default_archive, read_archive, restore
+from rnnbench.study.archive import default_archive, restore
 from rnnbench.study.selection import write_selection
 from rnnbench.study.spec import StudyError
 from rnnbench.study.stages import Launch, load, run_stage
