@@ -195,17 +195,21 @@ class SequenceTask(pl.LightningDataModule):
         """What the model config cannot know: sizes fixed by the data (input features, vocabularies)."""
         return {"input_size": self.input_size}
 
-    def check_model_class(self, model_cls: type) -> None:
-        """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`."""
+    @classmethod
+    def check_model_class(cls, model_cls: type, label: str | None = None) -> None:
+        """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`.
+
+        A class method, so the pairing is checked before the task is constructed (and its data read): a wrong
+        pair fails the same way whether or not a task's data is present on this machine."""
         kind = getattr(model_cls, "model_kind", "recurrent")
-        if kind != self.model_kind:
+        if kind != cls.model_kind:
             raise ValueError(
-                f"task {self.label} needs a {self.model_kind} model, got a {kind} model ({model_cls.__name__})"
+                f"task {label or cls.name} needs a {cls.model_kind} model, got a {kind} model ({model_cls.__name__})"
             )
 
     def check_model(self, body: nn.Module) -> None:
         """Refuse models this task cannot use, before any data is built."""
-        self.check_model_class(type(body))
+        self.check_model_class(type(body), self.label)
         if self.causal and getattr(body, "bidirectional", False):
             raise ValueError(
                 f"model.bidirectional=true would let task {self.label} see its future targets; allowed: false"

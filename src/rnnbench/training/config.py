@@ -139,12 +139,13 @@ def check_config(cfg: DictConfig) -> None:
     extra = sorted(set(cfg.keys()) - known)
     if extra:
         raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted(known))}")
-    task = _instantiate("task", cfg.task)
-    model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
+    task_cls = _instantiate("task", cfg.task, _partial_=True).func  # the classes, located but not yet built
+    model_cls = _instantiate("model", cfg.model, _partial_=True).func
     try:
-        task.check_model_class(model_cls)
+        task_cls.check_model_class(model_cls)  # before the task reads any data: a wrong pair needs none to fail
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    task = _instantiate("task", cfg.task)
     body = _instantiate("model", cfg.model, **task.model_kwargs())
     try:
         task.check_model(body)

@@ -61,8 +61,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)  # jobs run side by side (budget=cpu): one core each, not oversubscribed
+    get_class(cfg.task._target_).check_model_class(get_class(cfg.model._target_))  # before any data is read
     task = instantiate(cfg.task)
-    task.check_model_class(get_class(cfg.model._target_))  # before building: it takes the task's model_kwargs
     body = instantiate(cfg.model, **task.model_kwargs())
     module = SequenceModule(body, task, cfg.optim)
 
