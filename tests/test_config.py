@@ -45,7 +45,8 @@ def test_every_model_composes_with_every_long_lag_task(model: str, task: str) ->
         (["+thread=2"], "unknown top-level key thread; allowed: checkpoint, diagnostics,"),
         (["logger.mode=onlin"], "logger.mode must be one of offline, online, disabled, got 'onlin'"),
         (["+trainer.max_epoch=3"], "unknown key trainer.max_epoch; allowed keys under trainer:"),
-        (["optim.optimizer.lr=-1"], "optim.optimizer: Invalid learning rate: -1"),
+        (["optim.optimizer.lr=-1"], "optim.optimizer.lr must be a number >= 0, got -1"),
+        (["+optim.optimizer.betas=[1.5,0.9]"], "optim.optimizer: Invalid beta parameter at index 0: 1.5"),
     ],
 )
 def test_bad_input_is_one_clear_line(overrides: list[str], message: str) -> None:

@@ -6,6 +6,7 @@ failed or diverged are records too, with their status; nothing is silently dropp
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,5 +28,18 @@ def find_records(paths: Iterable[Path]) -> list[Path]:
 
 
 def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every run record under `paths`."""
-    return [read_record(p) for p in find_records(paths)]
+    """Every readable run record under `paths`. A corrupt or truncated one (a node killed mid-write by something
+    other than our atomic writer, a disk filling up) is skipped with a warning naming the file, so one bad file
+    never costs the report of all the others."""
+    records = []
+    for path in find_records(paths):
+        try:
+            record = read_record(path)
+        except (OSError, UnicodeDecodeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+            print(f"rnnbench-report: warning: skipping {path}: not a readable run record ({err})", file=sys.stderr)
+            continue
+        if not isinstance(record, dict) or "status" not in record:
+            print(f"rnnbench-report: warning: skipping {path}: not a run record (no status)", file=sys.stderr)
+            continue
+        records.append(record)
+    return records

@@ -9,6 +9,7 @@ joblib) runs the jobs in worker processes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,13 @@ def _is_finished_job(record: dict[str, Any], overrides: list[str]) -> bool:
 
 
 def _record(record_path: Path) -> dict[str, Any]:
-    """A job's run record, or {} where it never wrote one."""
-    return read_record(record_path) if record_path.is_file() else {}
+    """A job's run record, or {} where it never wrote one or what it wrote is unreadable (then the job reruns)."""
+    try:
+        record = read_record(record_path) if record_path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        log.warning("unreadable run record %s (%s): the job counts as not run", record_path, err)
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _finished(record_path: Path) -> bool:
@@ -111,7 +117,18 @@ def main() -> None:
         try:
             preflight(args.overrides, multirun=args.multirun, user_config_dir=args.config_dir)
         except ConfigError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
             print(f"rnnbench-train: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as err:  # a check that broke instead of explaining: still one line, the trace on request
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            first = (str(err).strip().splitlines() or [""])[0]
+            print(
+                f"rnnbench-train: error: {type(err).__name__}: {first} (HYDRA_FULL_ERROR=1 shows the traceback)",
+                file=sys.stderr,
+            )
             sys.exit(2)
     _hydra_main()
     if FAILED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from hydra.errors import HydraException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.accelerators import AcceleratorRegistry
 
 from rnnbench.study.spec import StudyError, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
+from rnnbench.training.diagnostics import GradientDiagnostics
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
+from rnnbench.training.typecheck import check_node
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
@@ -70,6 +74,14 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
     dirs = [Path(user_config_dir)] if user_config_dir else []
     names = {p.stem for d in [*dirs, config_dir()] for p in (d / group).glob("*.yaml")}
     return sorted(n for n in names if not n.startswith("_"))
+
+
+def hydra_group_options(group: str) -> list[str]:
+    """The options of a Hydra config group such as `hydra/launcher` (its plugins' configs included)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        options = GlobalHydra.instance().config_loader().get_group_options(group)
+    return sorted(o for o in options if not o.startswith("_"))
 
 
 def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> list[list[str]]:
@@ -120,6 +132,48 @@ def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
         raise ConfigError(f"{key}.{cause}" if isinstance(cause, ValueError) else f"{key}: {cause}") from err
 
 
+def _values(node: DictConfig) -> dict[str, Any]:
+    """A group's resolved keyword arguments, without Hydra's `_target_`/`_partial_` keys."""
+    try:
+        values = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from err
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    """Values of the right type that Lightning or torch would refuse only once training starts (or never)."""
+    trainer = _values(cfg.trainer)
+    for name in ("max_epochs", "max_steps"):
+        value = trainer.get(name)
+        if value is not None and value < -1:
+            raise ConfigError(f"trainer.{name} must be an int >= -1 (-1: no limit) or null, got {value!r}")
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches"):
+        value = trainer.get(name)
+        if value is not None and (value < 0 or (isinstance(value, float) and value > 1)):
+            raise ConfigError(f"trainer.{name} must be an int >= 0 (batches) or a float in [0, 1], got {value!r}")
+    accelerator = trainer.get("accelerator")
+    accelerators = ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+    if isinstance(accelerator, str) and accelerator.lower() not in accelerators:
+        raise ConfigError(f"trainer.accelerator must be one of {', '.join(accelerators)}, got {accelerator!r}")
+    devices = trainer.get("devices", "auto")
+    if not (
+        (isinstance(devices, int) and devices >= -1 and devices != 0)
+        or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0 for d in devices))
+        or (isinstance(devices, str) and re.fullmatch(r"auto|-1|\d+|\d+(,\d*)+", devices.strip()))
+    ):
+        raise ConfigError(
+            f"trainer.devices must be auto, a positive int, -1 (all), a list of device ids or a string such as "
+            f"'0,1', got {devices!r}"
+        )
+    lr = cfg.optim.optimizer.get("lr")
+    if isinstance(lr, int | float) and not isinstance(lr, bool) and not lr >= 0:
+        raise ConfigError(f"optim.optimizer.lr must be a number >= 0, got {lr!r}")
+    clip = cfg.optim.get("grad_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0):
+        raise ConfigError(f"optim.grad_clip must be a positive number or null (no clipping), got {clip!r}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Validate a composed config: top-level types, then every group by building its cheap parts."""
     for name, kind in TOP_LEVEL.items():
@@ -131,6 +185,8 @@ def check_config(cfg: DictConfig) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
     if cfg.get("study") is not None:
+        if not isinstance(cfg.study, DictConfig):
+            raise ConfigError(f"study must be a mapping (the study block of a sweep file) or null, got {cfg.study!r}")
         try:
             parse_study(OmegaConf.to_container(cfg.study, resolve=True))
         except StudyError as err:
@@ -141,6 +197,16 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted(known))}")
     task_cls = _instantiate("task", cfg.task, _partial_=True).func  # the classes, located but not yet built
     model_cls = _instantiate("model", cfg.model, _partial_=True).func
+    optimizer_cls = _instantiate("optim.optimizer", cfg.optim.optimizer, _partial_=True).func
+    targets = {"task": task_cls, "model": model_cls, "trainer": pl.Trainer, "optim.optimizer": optimizer_cls}
+    targets["logger"] = _instantiate("logger", cfg.logger, _partial_=True).func
+    if cfg.optim.get("scheduler") is not None:
+        targets["optim.scheduler"] = _instantiate("optim.scheduler", cfg.optim.scheduler, _partial_=True).func
+    for key, target in targets.items():
+        wrong = check_node(key, target, _values(OmegaConf.select(cfg, key)))
+        if wrong:
+            raise ConfigError(wrong)
+    _check_ranges(cfg)
     try:
         task_cls.check_model_class(model_cls)  # before the task reads any data: a wrong pair needs none to fail
     except ValueError as err:
@@ -155,10 +221,13 @@ def check_config(cfg: DictConfig) -> None:
         diagnostics_from_config(cfg.diagnostics, body)
     except ValueError as err:
         raise ConfigError(f"diagnostics.{err}") from err
+    probe = {k: v for k, v in _values(cfg.diagnostics).items() if k != "enabled"}  # typed even while disabled
+    wrong = check_node("diagnostics", GradientDiagnostics, probe)
+    if wrong:
+        raise ConfigError(wrong)
     _check_kwargs("trainer", pl.Trainer, [k for k in cfg.trainer if k != "_target_"])
-    optimizer = _instantiate("optim.optimizer", cfg.optim.optimizer)
     try:
-        optimizer([torch.nn.Parameter(torch.zeros(1))])
+        optimizer_cls([torch.nn.Parameter(torch.zeros(1))], **_values(cfg.optim.optimizer))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"optim.optimizer: {err}") from err
     identity = ("save_dir", "name", "group", "job_type", "tags", "run_config")  # filled in by train()
@@ -173,6 +242,9 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
         key, _, value = line.lstrip("+~").partition("=")
         if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
             return f"unknown {key} {value!r}; allowed: {', '.join(group_options(key, user_config_dir))}"
+        if "/" in key and value and value not in hydra_group_options(key):  # hydra/launcher=..., hydra/sweeper=...
+            what = key.rpartition("/")[2]
+            return f"unknown {what} {value!r} for {key}; allowed: {', '.join(hydra_group_options(key))}"
     text = str(err)
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
@@ -180,6 +252,9 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
             return f"{key} is already in the defaults list: select it with {key}={value} (no +)"
     for line in overrides:
         key = line.lstrip("+~").partition("=")[0]
+        if text.startswith(f"Could not override '{key}'") and "." not in key and "/" not in key:
+            known = sorted({*TOP_LEVEL, *NULLABLE_TOP_LEVEL, *GROUPS})
+            return f"unknown top-level key {key}; allowed: {', '.join(known)} (add a new key with +{key}=...)"
         if f"'{key}'" in text and "." in key:
             parent, _, _ = key.rpartition(".")
             base = compose_config([o for o in overrides if o != line], user_config_dir)
