@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import WandbLogger
 
 from rnnbench.tracking.run_record import write_record
 
@@ -27,8 +28,30 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
 
 
+DEFAULT_DIVERGENCE = {"factor": 1000.0, "max_loss": None}
+
+
+def divergence_bound(config: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float | None:
+    """The training loss above which a run counts as diverged: `divergence.max_loss` if set, else
+    `divergence.factor` times the task's trivial-baseline loss (None: only a non-finite loss counts).
+
+    Why a multiple of the baseline: a predictor that ignores its input scores the baseline loss, so a loss a
+    thousand times worse is a numerical blow-up, not slow learning, on every task (an untrained model starts within
+    ~100x of it even on copy_memory at T=1000, the loosest ratio among the tasks)."""
+    settings = {**DEFAULT_DIVERGENCE, **((config or {}).get("divergence") or {})}
+    if settings.get("max_loss") is not None:
+        return float(settings["max_loss"])
+    base = (baseline or {}).get("loss")
+    if settings.get("factor") is None or not isinstance(base, int | float) or not math.isfinite(base) or base <= 0:
+        return None
+    return float(settings["factor"]) * float(base)
+
+
 class RunRecorder(pl.Callback):
-    """Keep `run.json` current: status, history per epoch, timings, and how the run ended."""
+    """Keep `run.json` current: status, history per epoch, timings, and how the run ended.
+
+    Every training step's loss is checked: non-finite, or above `divergence_bound`, stops the run as `diverged`
+    with `diverged_at_step` (the optimiser step, counted from 1, whose loss it was) in the record and W&B summary."""
 
     def __init__(self, path: Path, record: dict[str, Any]) -> None:
         self.path = path
@@ -36,6 +59,7 @@ class RunRecorder(pl.Callback):
         self.record.setdefault("history", [])
         self._epoch_start = 0.0
         self._fit_start = 0.0
+        self.bound = divergence_bound(record.get("config"), record.get("baseline"))
 
     def save(self, **updates: Any) -> None:
         """Merge `updates` into the record and write it atomically."""
@@ -53,9 +77,21 @@ class RunRecorder(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not math.isfinite(float(loss)):
-            trainer.should_stop = True
-            self.save(status="diverged", error=f"non-finite training loss at step {trainer.global_step}")
+        if loss is None or self.record.get("status") == "diverged":
+            return
+        value = float(loss)
+        if math.isfinite(value) and (self.bound is None or value <= self.bound):
+            return
+        step = trainer.global_step  # this batch's optimiser step has run: its count is the step's number
+        if math.isfinite(value):
+            error = f"training loss {value:.4g} above the divergence bound {self.bound:.4g} at step {step}"
+        else:
+            error = f"non-finite training loss ({value}) at step {step}"
+        trainer.should_stop = True
+        self.save(status="diverged", diverged_at_step=step, divergence_bound=self.bound, error=error)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.summary.update({"status": "diverged", "diverged_at_step": step})
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         seconds = time.perf_counter() - self._epoch_start

@@ -33,7 +33,15 @@ from rnnbench.training.typecheck import check_node
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
-TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
+TOP_LEVEL = {
+    "seed": int,
+    "experiment": str,
+    "tags": list,
+    "checkpoint": bool,
+    "resume": bool,
+    "diagnostics": dict,
+    "divergence": dict,
+}
 NULLABLE_TOP_LEVEL = ("threads", "study")  # may be null; each is checked on its own in check_config
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
@@ -181,6 +189,13 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
             raise ConfigError(f"{name} must be {TYPE_NAMES[kind]}, got {value!r}")
+    divergence = OmegaConf.to_container(cfg.divergence, resolve=True)
+    unknown = sorted(set(divergence) - {"factor", "max_loss"})
+    if unknown:
+        raise ConfigError(f"unknown key divergence.{unknown[0]}; allowed keys under divergence: factor, max_loss")
+    for name, value in divergence.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
+            raise ConfigError(f"divergence.{name} must be a positive number or null, got {value!r}")
     threads = cfg.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
