@@ -15,11 +15,50 @@ from pytorch_lightning.loggers import WandbLogger
 
 from rnnbench.tracking.run_record import write_record
 
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+MEMORY_SCOPES = {  # what `peak_memory_mb` means, recorded next to it as `peak_memory_scope`
+    "job": "the process's resident-set high-water mark, reset when the job started (Linux): this job's own peak",
+    "process": "the process's max RSS since it started: with reused workers (joblib), earlier jobs' peaks count too",
+    "cuda": "the CUDA allocator's peak for this job (tensors only), reset when the job started",
+}
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this job: CUDA allocator peak on GPU, the process's max RSS on CPU."""
+
+def _vm_hwm_kib() -> int | None:
+    """VmHWM (the RSS high-water mark, KiB) from /proc/self/status, where there is one."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak_memory(device: torch.device | None = None) -> str:
+    """Start measuring this job's peak memory; returns the scope the figure will have (see MEMORY_SCOPES).
+
+    On Linux, writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS, so a joblib worker that ran an
+    earlier, larger job reports this job's peak, not its own lifetime maximum (ru_maxrss cannot be reset)."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "cuda"
+    if _vm_hwm_kib() is not None:
+        try:
+            PROC_CLEAR_REFS.write_text("5")
+            return "job"
+        except OSError:
+            pass
+    return "process"
+
+
+def peak_memory_mb(device: torch.device, scope: str = "process") -> float:
+    """Peak memory in MiB, in the sense of `scope` (the value `reset_peak_memory` returned)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm = _vm_hwm_kib() if scope == "job" else None
+    if hwm is not None:
+        return hwm / 2**10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 
@@ -60,6 +99,7 @@ class RunRecorder(pl.Callback):
         self._epoch_start = 0.0
         self._fit_start = 0.0
         self.bound = divergence_bound(record.get("config"), record.get("baseline"))
+        self.memory_scope = reset_peak_memory()  # from here (the task object built, its data not yet) to each epoch end
 
     def save(self, **updates: Any) -> None:
         """Merge `updates` into the record and write it atomically."""
@@ -68,7 +108,9 @@ class RunRecorder(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.perf_counter()
-        self.save(status="running", num_parameters=pl_module.num_parameters)
+        if pl_module.device.type == "cuda":
+            self.memory_scope = reset_peak_memory(pl_module.device)
+        self.save(status="running", num_parameters=pl_module.num_parameters, peak_memory_scope=self.memory_scope)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
@@ -106,7 +148,7 @@ class RunRecorder(pl.Callback):
         self.save(
             epochs_completed=trainer.current_epoch + 1,
             train_time_s=time.perf_counter() - self._fit_start,
-            peak_memory_mb=peak_memory_mb(pl_module.device),
+            peak_memory_mb=peak_memory_mb(pl_module.device, self.memory_scope),
         )
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
