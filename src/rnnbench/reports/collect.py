@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rnnbench.tracking.run_record import RECORD_NAME, read_record
+from rnnbench.tracking.run_record import RECORD_NAME, effective_status, read_record
 
 
 def find_records(paths: Iterable[Path]) -> list[Path]:
@@ -28,9 +28,10 @@ def find_records(paths: Iterable[Path]) -> list[Path]:
 
 
 def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every readable run record under `paths`. A corrupt or truncated one (a node killed mid-write by something
-    other than our atomic writer, a disk filling up) is skipped with a warning naming the file, so one bad file
-    never costs the report of all the others."""
+    """Every readable run record under `paths`; a `running` one whose process is gone reads as `interrupted`.
+
+    A corrupt or truncated record (a node killed mid-write by something other than our atomic writer, a full disk)
+    is skipped with a warning naming the file, so one bad file never costs the report of all the others."""
     records = []
     for path in find_records(paths):
         try:
@@ -41,5 +42,9 @@ def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or "status" not in record:
             print(f"rnnbench-report: warning: skipping {path}: not a run record (no status)", file=sys.stderr)
             continue
+        if effective_status(record) != record["status"]:  # `running`, but its process is gone: it was killed
+            process = record.get("process") or {}
+            why = f"process {process.get('pid')} on {process.get('host')} ended without finishing the run"
+            record = {**record, "status": effective_status(record), "error": record.get("error") or why}
         records.append(record)
     return records

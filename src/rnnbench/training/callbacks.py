@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from rnnbench.tracking.run_record import write_record
+from rnnbench.tracking.run_record import process_identity, write_record
 
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -86,6 +88,20 @@ def divergence_bound(config: dict[str, Any] | None, baseline: dict[str, Any] | N
     return float(settings["factor"]) * float(base)
 
 
+FAULT_ACTIONS = ("raise", "kill", "diverge")
+
+
+def fault_action(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The injected fault (conf/fault/, tests only) this job gets: {"action", "at_step", "lr"}, or None."""
+    fault = (config or {}).get("fault")
+    if not fault:
+        return None
+    action = fault.get("action")
+    if fault.get("seeds"):
+        action = {str(k): v for k, v in fault["seeds"].items()}.get(str(config.get("seed")))
+    return None if action is None else {"action": action, "at_step": fault.get("at_step", 1), "lr": fault.get("lr")}
+
+
 class RunRecorder(pl.Callback):
     """Keep `run.json` current: status, history per epoch, timings, and how the run ended.
 
@@ -100,6 +116,8 @@ class RunRecorder(pl.Callback):
         self._fit_start = 0.0
         self.bound = divergence_bound(record.get("config"), record.get("baseline"))
         self.memory_scope = reset_peak_memory()  # from here (the task object built, its data not yet) to each epoch end
+        self.record.setdefault("process", process_identity())  # tells a killed job (its pid gone) from a running one
+        self.fault = fault_action(record.get("config"))
 
     def save(self, **updates: Any) -> None:
         """Merge `updates` into the record and write it atomically."""
@@ -111,6 +129,21 @@ class RunRecorder(pl.Callback):
         if pl_module.device.type == "cuda":
             self.memory_scope = reset_peak_memory(pl_module.device)
         self.save(status="running", num_parameters=pl_module.num_parameters, peak_memory_scope=self.memory_scope)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.fault and self.fault["action"] == "diverge":
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = float(self.fault["lr"])
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        step = trainer.global_step + 1  # the step this batch is about to take, counted from 1
+        if not self.fault or step != self.fault["at_step"]:
+            return
+        if self.fault["action"] == "raise":
+            raise RuntimeError(f"injected fault (+fault) at step {step}")
+        if self.fault["action"] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_start = time.perf_counter()

@@ -42,7 +42,7 @@ TOP_LEVEL = {
     "diagnostics": dict,
     "divergence": dict,
 }
-NULLABLE_TOP_LEVEL = ("threads", "study")  # may be null; each is checked on its own in check_config
+NULLABLE_TOP_LEVEL = ("threads", "study", "fault")  # may be null or absent; each is checked on its own below
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
 SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
@@ -182,6 +182,27 @@ def _check_ranges(cfg: DictConfig) -> None:
         raise ConfigError(f"optim.grad_clip must be a positive number or null (no clipping), got {clip!r}")
 
 
+def _check_fault(fault: Any) -> None:
+    """The test-only `+fault=...` block (conf/fault/): which fault, at which step, for which seeds."""
+    from rnnbench.training.callbacks import FAULT_ACTIONS
+
+    actions = ", ".join(FAULT_ACTIONS)
+    if not isinstance(fault, dict):
+        raise ConfigError(f"fault must be a mapping (pick one with +fault=raise_at_step), got {fault!r}")
+    unknown = sorted(set(fault) - {"action", "at_step", "lr", "seeds"})
+    if unknown:
+        raise ConfigError(f"unknown key fault.{unknown[0]}; allowed keys under fault: action, at_step, lr, seeds")
+    seeds = fault.get("seeds") or {}
+    if not isinstance(seeds, dict):
+        raise ConfigError(f"fault.seeds must be a mapping seed -> action ({actions}) or null, got {seeds!r}")
+    for where, action in [("fault.action", fault.get("action")), *((f"fault.seeds.{k}", v) for k, v in seeds.items())]:
+        if action is not None and action not in FAULT_ACTIONS:
+            raise ConfigError(f"{where} must be one of {actions} or null, got {action!r}")
+    step = fault.get("at_step", 1)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ConfigError(f"fault.at_step must be a positive int, got {step!r}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Validate a composed config: top-level types, then every group by building its cheap parts."""
     for name, kind in TOP_LEVEL.items():
@@ -196,6 +217,8 @@ def check_config(cfg: DictConfig) -> None:
     for name, value in divergence.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
             raise ConfigError(f"divergence.{name} must be a positive number or null, got {value!r}")
+    if cfg.get("fault") is not None:
+        _check_fault(OmegaConf.to_container(cfg.fault, resolve=True))
     threads = cfg.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
