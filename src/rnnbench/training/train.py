@@ -124,7 +124,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         trainer.fit(module, datamodule=task)
         if record["status"] == "running":
             best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
-            tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False)[0]
+            tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False, weights_only=True)[0]
             final = {k: float(v) for k, v in tested.items()}
             primary = final.get(f"test/{task.primary_metric}")
             recorder.save(
