@@ -45,7 +45,7 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     ),
     (["logger=wandbb"], "unknown logger 'wandbb'; allowed: csv, none, wandb"),
     (["model.hiden_size=3"], "unknown key model.hiden_size; allowed keys under model: bidirectional, cell, dropout,"),
-    (["foo=1"], "unknown top-level key foo; allowed: checkpoint, diagnostics, experiment, logger, model, optim,"),
+    (["foo=1"], "unknown top-level key foo; allowed: checkpoint, diagnostics, divergence, experiment, fault, logger,"),
     (["trainer.foo=1"], "unknown key trainer.foo; allowed keys under trainer: accelerator, devices,"),
     (["-m", "+sweep=cell", "model.cell=lstm,abc"], "model.cell: unknown cell 'abc'; allowed: gru, lstm,"),
     # out of range
