@@ -22,6 +22,7 @@ from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.diagnostics import GradientDiagnostics, last_step_loss
 from rnnbench.training.module import SequenceModule
 from rnnbench.training.train import train
+from test_sword import write_module
 
 SMOKE = ["trainer=smoke", "task.n_train=128", "task.n_val=64", "task.n_test=64", "task.batch_size=32"]
 
@@ -97,7 +98,14 @@ def test_last_step_loss_of_a_per_step_task_is_the_final_steps_term() -> None:
     ],
     ids=["timing-msd", "timing-gts", "tagging", "char_lm", "copy_memory", "chorales"],
 )
-def test_every_per_step_task_gets_a_finite_last_step_probe(overrides: list[str]) -> None:
+def test_every_per_step_task_gets_a_finite_last_step_probe(
+    overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ztext = tmp_path / "sword" / "modules" / "texts" / "ztext"  # char_lm reads a tiny KJV: no Debian package needed
+    write_module(
+        ztext / "engKJV2006eb", ["", "", "<div/>", "<chapter/>", *(f"Verse {i}: it was good." for i in range(99))]
+    )
+    monkeypatch.setenv("RNNBENCH_SWORD_DIR", str(tmp_path / "sword"))
     cfg = compose_config([*overrides, "task.n_train=32", "task.n_val=16", "task.n_test=16"])
     task = instantiate(cfg.task)
     task.setup("fit")

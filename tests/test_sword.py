@@ -61,6 +61,13 @@ def installed(name: str) -> bool:
     return True
 
 
+GET_BIBLES = "apt-get install sword-text-kjv sword-text-sparv"  # the command that brings the real texts
+needs_bibles = pytest.mark.skipif(
+    not (installed("engKJV2006eb") and installed("spaRV1909eb")),
+    reason=f"needs the KJV and RV 1909 Bibles: {GET_BIBLES} (or set RNNBENCH_SWORD_DIR to a SWORD library)",
+)
+
+
 def test_reads_every_slot_in_order_across_blocks_and_testaments(tmp_path: Path) -> None:
     folder = write_module(tmp_path / "tiny", OT_RAW, NT_RAW)
     assert read_module(folder) == [*OT_CLEAN, "", "", "", "Jesus wept."]
@@ -91,6 +98,17 @@ def test_finds_modules_under_a_library_or_a_folder_of_modules_case_insensitively
     assert load_module("engKJV2006eb") == tuple(OT_CLEAN)
 
 
+def test_rnnbench_sword_dir_replaces_the_default_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rnnbench.tasks.sword.SYSTEM_LIBRARY", tmp_path / "system")
+    write_module(tmp_path / "system" / "modules" / "texts" / "ztext" / "engKJV2006eb", OT_RAW)
+    monkeypatch.delenv("RNNBENCH_SWORD_DIR", raising=False)
+    assert find_module("engKJV2006eb") == tmp_path / "system" / "modules" / "texts" / "ztext" / "engKJV2006eb"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("RNNBENCH_SWORD_DIR", str(tmp_path / "empty"))  # how CI shows a machine without the data
+    with pytest.raises(FileNotFoundError, match=f"not found in {tmp_path / 'empty'}: apt-get install sword-text-kjv"):
+        find_module("engKJV2006eb")
+
+
 def test_a_missing_module_says_which_package_to_install(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="apt-get install sword-text-sparv") as err:
@@ -100,10 +118,7 @@ def test_a_missing_module_says_which_package_to_install(tmp_path: Path) -> None:
         read_module(tmp_path / "empty")
 
 
-@pytest.mark.skipif(
-    not (installed("engKJV2006eb") and installed("spaRV1909eb")),
-    reason="apt-get install sword-text-kjv sword-text-sparv",
-)
+@needs_bibles
 def test_the_installed_bibles_align_verse_by_verse() -> None:
     kjv, rv = load_module("engKJV2006eb"), load_module("spaRV1909eb")
     assert len(kjv) == len(rv) == 32361  # 31,102 verses, 1,189 chapter and 66 book headers, 4 testament headers

@@ -14,7 +14,7 @@ import torch
 from rnnbench.tasks.char_lm import BitsPerChar, CharLMTask
 from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.train import train
-from test_sword import installed, write_module
+from test_sword import needs_bibles, write_module
 
 VERSES = [f"Verse {i}: and God saw that it was good." for i in range(40)]
 SMALL = {
@@ -146,7 +146,7 @@ def test_smoke_run_finishes_with_the_task_metrics(fake_kjv: str, tmp_path: Path,
     assert record["baseline"]["bpc"] == pytest.approx(record["baseline"]["loss"] / math.log(2))
 
 
-@pytest.mark.skipif(not installed("engKJV2006eb"), reason="apt-get install sword-text-kjv")
+@needs_bibles
 def test_the_installed_kjv_text() -> None:
     task = CharLMTask(n_train=8, n_val=8, n_test=8)
     assert task.texts["train"].startswith("In the beginning God created the heaven and the earth.\nAnd the earth")

@@ -5,6 +5,7 @@ recurrent model, a smoke run with model=seq2seq; the real pools when the Debian 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from rnnbench.tasks.seq2seq import BOS, EOS, PAD
 from rnnbench.tasks.translate import UNK, TranslateTask, TranslationScores, bleu_words, tokenize
 from rnnbench.training.config import ConfigError, compose_config, preflight
 from rnnbench.training.train import train
-from test_sword import installed, write_module
+from test_sword import needs_bibles, write_module
 
 HEADERS = ["", "", "<div/>", "<chapter/>"]
 EN = [f"¶ The man {i} saw the Light." for i in range(40)] + ["A verse far too long for the task " * 3, "Jesus wept."]
 ES = [f"El hombre {i} vió la luz." for i in range(40)] + ["Un versículo demasiado largo " * 4, ""]
+USER_SWORD_DIR = os.environ.get("RNNBENCH_SWORD_DIR")  # read before any fixture replaces it
 SMALL = {"max_words": 8, "val_fraction": 0.25, "test_fraction": 0.25, "batch_size": 8}
 
 
@@ -131,9 +133,12 @@ def test_smoke_run_finishes_with_the_task_metrics(tmp_path: Path) -> None:
     assert set(record["test"]) == {"test/loss", "test/token_acc", "test/bleu", "test/bleu_len_1-5", "test/bleu_len_6-8"}
 
 
-@pytest.mark.skipif(not installed("spaRV1909eb"), reason="apt-get install sword-text-kjv sword-text-sparv")
+@needs_bibles
 def test_the_installed_bibles(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RNNBENCH_SWORD_DIR")
+    if USER_SWORD_DIR:  # the fake_bibles fixture replaced the user's own library: put it back
+        monkeypatch.setenv("RNNBENCH_SWORD_DIR", USER_SWORD_DIR)
+    else:
+        monkeypatch.delenv("RNNBENCH_SWORD_DIR")
     task = TranslateTask()
     assert task.sizes == {"train": 10481, "val": 607, "test": 627}
     assert task.pools["train"][0][0] == "in the beginning god created the heaven and the earth."

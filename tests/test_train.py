@@ -66,7 +66,7 @@ def test_same_seed_gives_identical_results(tmp_path: Path) -> None:
 def test_divergence_is_recorded_not_dropped(run_dir: Path) -> None:
     record = smoke(["logger=none", "optim=sgd", "optim.optimizer.lr=1e30", "optim.grad_clip=null"], run_dir)
     assert record["status"] == "diverged"
-    assert read_record(run_dir / "run.json")["error"].startswith("non-finite training loss")
+    assert "training loss" in read_record(run_dir / "run.json")["error"]  # non-finite, or above the bound first
 
 
 def test_threads_sets_torchs_intra_op_threads(run_dir: Path) -> None:

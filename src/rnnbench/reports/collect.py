@@ -7,12 +7,13 @@ failed or diverged are records too, with their status; nothing is silently dropp
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rnnbench.reports.archive import ARCHIVE_NAME, read_archive
-from rnnbench.tracking.run_record import RECORD_NAME, read_record
+from rnnbench.tracking.run_record import RECORD_NAME, effective_status, read_record
 
 
 def find_records(paths: Iterable[Path]) -> list[Path]:
@@ -31,8 +32,25 @@ def find_records(paths: Iterable[Path]) -> list[Path]:
 
 
 def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every run record under `paths`, the records of archives included."""
-    records: list[dict[str, Any]] = []
-    for p in find_records(paths):
-        records += read_archive(p) if p.name == ARCHIVE_NAME else [read_record(p)]
+    """Every readable run record under `paths`, the records of archives included; a `running` one whose process is
+    gone reads as `interrupted`.
+
+    A corrupt or truncated record (a node killed mid-write by something other than our atomic writer, a full disk)
+    is skipped with a warning naming the file, so one bad file never costs the report of all the others."""
+    records = []
+    for path in find_records(paths):
+        try:
+            found = read_archive(path) if path.name == ARCHIVE_NAME else [read_record(path)]
+        except (OSError, EOFError, UnicodeDecodeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+            print(f"rnnbench-report: warning: skipping {path}: not a readable run record ({err})", file=sys.stderr)
+            continue
+        for record in found:
+            if not isinstance(record, dict) or "status" not in record:
+                print(f"rnnbench-report: warning: skipping {path}: not a run record (no status)", file=sys.stderr)
+                continue
+            if effective_status(record) != record["status"]:  # `running`, but its process is gone: it was killed
+                process = record.get("process") or {}
+                why = f"process {process.get('pid')} on {process.get('host')} ended without finishing the run"
+                record = {**record, "status": effective_status(record), "error": record.get("error") or why}
+            records.append(record)
     return records

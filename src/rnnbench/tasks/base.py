@@ -1,16 +1,23 @@
 """What every task provides: deterministic data as HF `datasets`, batching, the output head, loss, metrics and
 the trivial baseline that says whether a run beat chance.
 
-A task is a `LightningDataModule`. Its data is a pure function of (generation parameters, seed, split): each split
-is built once with `datasets.Dataset.from_generator`, whose fingerprint of the generator's code and arguments names
-an on-disk cache, so the second run of a task (and every other variant compared on the same seed) reads identical
-data back instead of regenerating it. Adding a task means one subclass in its own module plus one config file.
+A task is a `LightningDataModule`. Its data is a pure function of (generation parameters, seed, split, code): each
+split is built once with `datasets.Dataset.from_generator`, whose fingerprint of the generator's arguments (among
+them `code_fingerprint`, a hash of every rnnbench module the task's code can reach) names an on-disk cache, so
+the second run of a task (and every other variant compared on the same seed) reads identical data back instead of
+regenerating it, and an edit to any code that makes the data builds it afresh. Adding a task means one subclass
+in its own module plus one config file.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
 import math
 import os
+import sys
+import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,11 +59,67 @@ def split_seed(seed: int, split: str) -> int:
     return int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
 
 
-def _rows(generate: Any, n: int, seed: int, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Yield the rows of `generate(n, rng, **params)`'s columns; module-level so `datasets` can fingerprint it."""
+def _rows(generate: Any, n: int, seed: int, params: dict[str, Any], code: str = "") -> Iterator[dict[str, Any]]:
+    """Yield the rows of `generate(n, rng, **params)`'s columns; module-level so `datasets` can fingerprint it.
+    `code` is unused here: it is the `code_fingerprint` of the task, passed so the cache key depends on it."""
     columns = generate(n, np.random.default_rng(seed), **params)
     for i in range(n):
         yield {key: col[i] for key, col in columns.items()}
+
+
+def _module_source(module: types.ModuleType) -> str:
+    """A module's source as it is on disk now (not linecache's copy, which an edit leaves stale)."""
+    path = getattr(module, "__file__", None)
+    return Path(path).read_text(encoding="utf-8") if path and path.endswith(".py") else ""
+
+
+def _normalised(source: str) -> str:
+    """The code of a module without comments, docstrings or layout: edits to those leave the data alone."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                body[0] = ast.Pass()
+    return ast.dump(tree)
+
+
+def code_modules(task_cls: type) -> list[types.ModuleType]:
+    """The modules whose code can make a task's data: the modules of the task class and its bases, and, transitively,
+    every module of rnnbench (or of the task's own top-level package, for a user's task) they import or import
+    names from."""
+    packages = {"rnnbench", task_cls.__module__.partition(".")[0]}
+    pending = [sys.modules[c.__module__] for c in task_cls.__mro__ if c.__module__.partition(".")[0] in packages]
+    seen: dict[str, types.ModuleType] = {}
+    while pending:
+        module = pending.pop()
+        if module.__name__ in seen:
+            continue
+        seen[module.__name__] = module
+        for value in vars(module).values():
+            name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(name, str) and name.partition(".")[0] in packages and name in sys.modules:
+                pending.append(sys.modules[name])
+    return [seen[name] for name in sorted(seen)]
+
+
+@functools.cache
+def code_fingerprint(task_cls: type) -> str:
+    """A hash of the code of every module in `code_modules(task_cls)`, part of each split's cache key.
+
+    Why: `datasets` fingerprints the generator function it is handed, not the module-level helpers that function
+    calls, so an edited helper (temporal_order.relevant_windows, seq2seq._addition) used to leave stale data in
+    the cache. Hashing whole modules over-invalidates a little (an edit anywhere in them rebuilds the data, which
+    takes seconds) and never under-invalidates for code inside the package. Cached per class and process."""
+    digest = hashlib.sha256()
+    for module in code_modules(task_cls):
+        digest.update(module.__name__.encode())
+        digest.update(_normalised(_module_source(module)).encode())
+    return digest.hexdigest()[:16]
 
 
 def infer_features(columns: dict[str, Any]) -> datasets.Features:
@@ -220,17 +283,21 @@ class SequenceTask(pl.LightningDataModule):
         """What the model config cannot know: sizes fixed by the data (input features, vocabularies), the lag."""
         return {"input_size": self.input_size, "lag": self.lag}
 
-    def check_model_class(self, model_cls: type) -> None:
-        """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`."""
+    @classmethod
+    def check_model_class(cls, model_cls: type, label: str | None = None) -> None:
+        """Refuse a model of another kind before it is built: its constructor could not take `model_kwargs()`.
+
+        A class method, so the pairing is checked before the task is constructed (and its data read): a wrong
+        pair fails the same way whether or not a task's data is present on this machine."""
         kind = getattr(model_cls, "model_kind", "recurrent")
-        if kind != self.model_kind:
+        if kind != cls.model_kind:
             raise ValueError(
-                f"task {self.label} needs a {self.model_kind} model, got a {kind} model ({model_cls.__name__})"
+                f"task {label or cls.name} needs a {cls.model_kind} model, got a {kind} model ({model_cls.__name__})"
             )
 
     def check_model(self, body: nn.Module) -> None:
         """Refuse models this task cannot use, before any data is built."""
-        self.check_model_class(type(body))
+        self.check_model_class(type(body), self.label)
         if self.causal and getattr(body, "bidirectional", False):
             raise ValueError(
                 f"model.bidirectional=true would let task {self.label} see its future targets; allowed: false"
@@ -262,6 +329,7 @@ class SequenceTask(pl.LightningDataModule):
                     "n": self.sizes[split],
                     "seed": split_seed(self.data_seed, split),
                     "params": params,
+                    "code": code_fingerprint(type(self)),
                 },
                 features=infer_features(sample),
                 cache_dir=str(self.cache_dir),

@@ -7,7 +7,8 @@ domain and both in the KJV versification, so verse i of one is verse i of the ot
 
 Getting the data: `apt-get install sword-text-kjv sword-text-sparv` (files under /usr/share/sword), or point
 `RNNBENCH_SWORD_DIR` at a SWORD library (the folder holding `modules/texts/ztext/<module>/`) or at a folder holding
-the module folders themselves.
+the module folders themselves (then only that folder is searched). Without the data the tests that need the real
+texts skip, naming the apt-get command; everything else runs on tiny modules the tests write themselves.
 
 The zText format, per testament `ot` and `nt` (all integers little-endian):
 
@@ -77,9 +78,12 @@ def read_module(path: str | Path) -> list[str]:
 
 
 def default_search() -> tuple[Path, ...]:
-    """Where `find_module` looks: $RNNBENCH_SWORD_DIR (if set), /usr/share/sword, ~/.sword."""
+    """Where `find_module` looks: $RNNBENCH_SWORD_DIR alone when it is set, else /usr/share/sword and ~/.sword.
+
+    The setting replaces the defaults rather than adding to them, so pointing it at an empty folder shows what a
+    machine without the Debian packages does (CI checks the tests skip that way) even where they are installed."""
     env = os.environ.get("RNNBENCH_SWORD_DIR")
-    return (*([Path(env)] if env else []), SYSTEM_LIBRARY, Path.home() / ".sword")
+    return (Path(env),) if env else (SYSTEM_LIBRARY, Path.home() / ".sword")
 
 
 def find_module(name: str, search: Sequence[str | Path] | None = None) -> Path:

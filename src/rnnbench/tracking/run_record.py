@@ -46,6 +46,44 @@ def read_record(path: Path) -> dict[str, Any]:
         return json.load(f)
 
 
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])  # fields after the command name, which may hold spaces
+
+
+def process_identity() -> dict[str, Any]:
+    """Who is writing a record: host, pid and the process's start time (so a reused pid is not mistaken for it)."""
+    return {"host": platform.node(), "pid": os.getpid(), "start_ticks": _start_ticks(os.getpid())}
+
+
+def process_alive(process: dict[str, Any] | None) -> bool | None:
+    """Whether the process that wrote a record still runs: None when it cannot be told (another host, no pid)."""
+    if not isinstance(process, dict) or process.get("host") != platform.node() or not process.get("pid"):
+        return None
+    pid = int(process["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process holds the pid now
+        return False
+    started = process.get("start_ticks")
+    return started is None or _start_ticks(pid) in (None, started)
+
+
+def effective_status(record: dict[str, Any]) -> str | None:
+    """A record's status, except that a `running` one whose process is gone (killed: SIGKILL, a lost node, an OOM
+    kill leave no chance to write) is `interrupted`."""
+    status = record.get("status")
+    if status == "running" and process_alive(record.get("process")) is False:
+        return "interrupted"
+    return status
+
+
 def git_sha(start: Path | None = None) -> str | None:
     """The commit of the rnnbench checkout (None when installed from a wheel or git is absent)."""
     here = start or Path(__file__).resolve().parent

@@ -1,7 +1,8 @@
 """`rnnbench-train`: the Hydra entry point. Checks every job's config first, then lets Hydra run them.
 
 A multirun keeps going when one job fails (the failure is in that job's run.json and in the summary printed at
-the end, and the command exits non-zero), and re-launching into the same `hydra.sweep.dir` skips finished jobs.
+the end, and the command exits non-zero), and re-launching into the same `hydra.sweep.dir` skips finished and
+diverged jobs (results), rerunning failed, interrupted (killed: `running` with a dead process) and missing ones.
 The summary reads the run records, not this process's memory, because a parallel launcher (`budget=cpu` uses
 joblib) runs the jobs in worker processes.
 """
@@ -9,6 +10,7 @@ joblib) runs the jobs in worker processes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from rnnbench.training.train import train
 
 log = logging.getLogger("rnnbench")
 FAILED: list[str] = []  # output dirs of the multirun's unfinished jobs, filled by `SweepSummary` at its end
+DONE = ("finished", "diverged")  # results a relaunch keeps: rerunning a diverged job would diverge again
 
 
 class SweepSummary(Callback):
@@ -36,9 +39,10 @@ class SweepSummary(Callback):
 
 
 def unfinished_runs(sweep_dir: Path) -> list[str]:
-    """Run directories under a sweep whose record says failed or diverged, or that never wrote one."""
+    """Run directories under a sweep whose record says failed, interrupted or still running, or that never wrote
+    one; a diverged run is a result (the cell blew up), kept like a finished one."""
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))  # 2 < 10
-    return [str(job) for job in jobs if not _finished(job / RECORD_NAME)]
+    return [str(job) for job in jobs if _record(job / RECORD_NAME).get("status") not in DONE]
 
 
 def finished_record(job_dirs: list[Path], overrides: list[str]) -> dict[str, Any] | None:
@@ -53,17 +57,24 @@ def finished_record(job_dirs: list[Path], overrides: list[str]) -> dict[str, Any
     return None
 
 
+def job_identity(overrides: list[str]) -> list[str]:
+    """The overrides that say which job this is: all but an injected `+fault` (tests), so a relaunch without the
+    fault finds the jobs that ran with it."""
+    return sorted(o for o in overrides if not o.lstrip("+~").startswith("fault"))
+
+
 def _is_finished_job(record: dict[str, Any], overrides: list[str]) -> bool:
-    return record.get("status") == "finished" and sorted(record.get("overrides") or []) == sorted(overrides)
+    return record.get("status") in DONE and job_identity(record.get("overrides") or []) == job_identity(overrides)
 
 
 def _record(record_path: Path) -> dict[str, Any]:
-    """A job's run record, or {} where it never wrote one."""
-    return read_record(record_path) if record_path.is_file() else {}
-
-
-def _finished(record_path: Path) -> bool:
-    return _record(record_path).get("status") == "finished"
+    """A job's run record, or {} where it never wrote one or what it wrote is unreadable (then the job reruns)."""
+    try:
+        record = read_record(record_path) if record_path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        log.warning("unreadable run record %s (%s): the job counts as not run", record_path, err)
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -79,9 +90,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             others = [job for job in sorted(output_dir.parent.iterdir()) if job != output_dir]
             previous = finished_record(others, overrides)
         if previous is not None:
-            log.info("already finished, skipping: %s", previous.get("output_dir"))
+            log.info("already %s, skipping: %s", previous.get("status"), previous.get("output_dir"))
             return _objective(previous)
-        if own.get("status") == "finished":
+        if own.get("status") in DONE:
             other = ",".join(own.get("overrides") or [])
             log.error("%s holds the finished job %s; not overwriting it: use a new hydra.sweep.dir", output_dir, other)
             return None
@@ -111,7 +122,18 @@ def main() -> None:
         try:
             preflight(args.overrides, multirun=args.multirun, user_config_dir=args.config_dir)
         except ConfigError as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
             print(f"rnnbench-train: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as err:  # a check that broke instead of explaining: still one line, the trace on request
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            first = (str(err).strip().splitlines() or [""])[0]
+            print(
+                f"rnnbench-train: error: {type(err).__name__}: {first} (HYDRA_FULL_ERROR=1 shows the traceback)",
+                file=sys.stderr,
+            )
             sys.exit(2)
     _hydra_main()
     if FAILED:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,28 @@ from hydra.errors import HydraException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.accelerators import AcceleratorRegistry
 
 from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
+from rnnbench.training.diagnostics import GradientDiagnostics
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.train import check_protocol
+from rnnbench.training.typecheck import check_node
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 FULL_PRODUCT_LIMIT = 32  # sweeps up to this many jobs are validated job by job; larger ones value by value
-TOP_LEVEL = {"seed": int, "experiment": str, "tags": list, "checkpoint": bool, "resume": bool, "diagnostics": dict}
-TOP_LEVEL["stop_on_solve"] = bool
-NULLABLE_TOP_LEVEL = ("threads", "study", "tuned")  # may be null; each is checked on its own in check_config
+TOP_LEVEL = {
+    "seed": int,
+    "experiment": str,
+    "tags": list,
+    "checkpoint": bool,
+    "resume": bool,
+    "diagnostics": dict,
+    "divergence": dict,
+    "stop_on_solve": bool,
+}
+NULLABLE_TOP_LEVEL = ("threads", "study", "fault", "tuned")  # may be null or absent; each is checked on its own below
 NULLABLE_TOP_LEVEL += ("stage", "checkpoint_metric")  # checked with the built task by train.check_protocol
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
@@ -74,6 +86,14 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
     dirs = [Path(user_config_dir)] if user_config_dir else []
     names = {p.stem for d in [*dirs, config_dir()] for p in (d / group).glob("*.yaml")}
     return sorted(n for n in names if not n.startswith("_"))
+
+
+def hydra_group_options(group: str) -> list[str]:
+    """The options of a Hydra config group such as `hydra/launcher` (its plugins' configs included)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        options = GlobalHydra.instance().config_loader().get_group_options(group)
+    return sorted(o for o in options if not o.startswith("_"))
 
 
 def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> list[list[str]]:
@@ -124,6 +144,69 @@ def _instantiate(key: str, node: DictConfig, **kwargs: Any) -> Any:
         raise ConfigError(f"{key}.{cause}" if isinstance(cause, ValueError) else f"{key}: {cause}") from err
 
 
+def _values(node: DictConfig) -> dict[str, Any]:
+    """A group's resolved keyword arguments, without Hydra's `_target_`/`_partial_` keys."""
+    try:
+        values = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from err
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    """Values of the right type that Lightning or torch would refuse only once training starts (or never)."""
+    trainer = _values(cfg.trainer)
+    for name in ("max_epochs", "max_steps"):
+        value = trainer.get(name)
+        if value is not None and value < -1:
+            raise ConfigError(f"trainer.{name} must be an int >= -1 (-1: no limit) or null, got {value!r}")
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches"):
+        value = trainer.get(name)
+        if value is not None and (value < 0 or (isinstance(value, float) and value > 1)):
+            raise ConfigError(f"trainer.{name} must be an int >= 0 (batches) or a float in [0, 1], got {value!r}")
+    accelerator = trainer.get("accelerator")
+    accelerators = ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+    if isinstance(accelerator, str) and accelerator.lower() not in accelerators:
+        raise ConfigError(f"trainer.accelerator must be one of {', '.join(accelerators)}, got {accelerator!r}")
+    devices = trainer.get("devices", "auto")
+    if not (
+        (isinstance(devices, int) and devices >= -1 and devices != 0)
+        or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0 for d in devices))
+        or (isinstance(devices, str) and re.fullmatch(r"auto|-1|\d+|\d+(,\d*)+", devices.strip()))
+    ):
+        raise ConfigError(
+            f"trainer.devices must be auto, a positive int, -1 (all), a list of device ids or a string such as "
+            f"'0,1', got {devices!r}"
+        )
+    lr = cfg.optim.optimizer.get("lr")
+    if isinstance(lr, int | float) and not isinstance(lr, bool) and not lr >= 0:
+        raise ConfigError(f"optim.optimizer.lr must be a number >= 0, got {lr!r}")
+    clip = cfg.optim.get("grad_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0):
+        raise ConfigError(f"optim.grad_clip must be a positive number or null (no clipping), got {clip!r}")
+
+
+def _check_fault(fault: Any) -> None:
+    """The test-only `+fault=...` block (conf/fault/): which fault, at which step, for which seeds."""
+    from rnnbench.training.callbacks import FAULT_ACTIONS
+
+    actions = ", ".join(FAULT_ACTIONS)
+    if not isinstance(fault, dict):
+        raise ConfigError(f"fault must be a mapping (pick one with +fault=raise_at_step), got {fault!r}")
+    unknown = sorted(set(fault) - {"action", "at_step", "lr", "seeds"})
+    if unknown:
+        raise ConfigError(f"unknown key fault.{unknown[0]}; allowed keys under fault: action, at_step, lr, seeds")
+    seeds = fault.get("seeds") or {}
+    if not isinstance(seeds, dict):
+        raise ConfigError(f"fault.seeds must be a mapping seed -> action ({actions}) or null, got {seeds!r}")
+    for where, action in [("fault.action", fault.get("action")), *((f"fault.seeds.{k}", v) for k, v in seeds.items())]:
+        if action is not None and action not in FAULT_ACTIONS:
+            raise ConfigError(f"{where} must be one of {actions} or null, got {action!r}")
+    step = fault.get("at_step", 1)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ConfigError(f"fault.at_step must be a positive int, got {step!r}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Validate a composed config: top-level types, then every group by building its cheap parts."""
     for name, kind in TOP_LEVEL.items():
@@ -131,10 +214,21 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
             raise ConfigError(f"{name} must be {TYPE_NAMES[kind]}, got {value!r}")
+    divergence = OmegaConf.to_container(cfg.divergence, resolve=True)
+    unknown = sorted(set(divergence) - {"factor", "max_loss"})
+    if unknown:
+        raise ConfigError(f"unknown key divergence.{unknown[0]}; allowed keys under divergence: factor, max_loss")
+    for name, value in divergence.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
+            raise ConfigError(f"divergence.{name} must be a positive number or null, got {value!r}")
+    if cfg.get("fault") is not None:
+        _check_fault(OmegaConf.to_container(cfg.fault, resolve=True))
     threads = cfg.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive int or null (torch's default), got {threads!r}")
     if cfg.get("study") is not None:
+        if not isinstance(cfg.study, DictConfig):
+            raise ConfigError(f"study must be a mapping (the study block of a sweep file) or null, got {cfg.study!r}")
         try:
             parse_study(OmegaConf.to_container(cfg.study, resolve=True))
         except StudyError as err:
@@ -143,14 +237,25 @@ def check_config(cfg: DictConfig) -> None:
     extra = sorted(set(cfg.keys()) - known)
     if extra:
         raise ConfigError(f"unknown top-level key {extra[0]}; allowed: {', '.join(sorted(known))}")
+    task_cls = _instantiate("task", cfg.task, _partial_=True).func  # the classes, located but not yet built
+    model_cls = _instantiate("model", cfg.model, _partial_=True).func
+    optimizer_cls = _instantiate("optim.optimizer", cfg.optim.optimizer, _partial_=True).func
+    targets = {"task": task_cls, "model": model_cls, "trainer": pl.Trainer, "optim.optimizer": optimizer_cls}
+    targets["logger"] = _instantiate("logger", cfg.logger, _partial_=True).func
+    if cfg.optim.get("scheduler") is not None:
+        targets["optim.scheduler"] = _instantiate("optim.scheduler", cfg.optim.scheduler, _partial_=True).func
+    for key, target in targets.items():
+        wrong = check_node(key, target, _values(OmegaConf.select(cfg, key)))
+        if wrong:
+            raise ConfigError(wrong)
+    _check_ranges(cfg)
+    try:
+        task_cls.check_model_class(model_cls)  # before the task reads any data: a wrong pair needs none to fail
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     task = _instantiate("task", cfg.task)
     try:
         check_protocol(cfg, task)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    model_cls = _instantiate("model", cfg.model, _partial_=True).func  # the class, located but not yet built
-    try:
-        task.check_model_class(model_cls)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     body = _instantiate("model", cfg.model, **task.model_kwargs())
@@ -162,10 +267,13 @@ def check_config(cfg: DictConfig) -> None:
         diagnostics_from_config(cfg.diagnostics, body)
     except ValueError as err:
         raise ConfigError(f"diagnostics.{err}") from err
+    probe = {k: v for k, v in _values(cfg.diagnostics).items() if k != "enabled"}  # typed even while disabled
+    wrong = check_node("diagnostics", GradientDiagnostics, probe)
+    if wrong:
+        raise ConfigError(wrong)
     _check_kwargs("trainer", pl.Trainer, [k for k in cfg.trainer if k != "_target_"])
-    optimizer = _instantiate("optim.optimizer", cfg.optim.optimizer)
     try:
-        optimizer([torch.nn.Parameter(torch.zeros(1))])
+        optimizer_cls([torch.nn.Parameter(torch.zeros(1))], **_values(cfg.optim.optimizer))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"optim.optimizer: {err}") from err
     identity = ("save_dir", "name", "group", "job_type", "tags", "run_config")  # filled in by train()
@@ -180,6 +288,9 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
         key, _, value = line.lstrip("+~").partition("=")
         if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
             return f"unknown {key} {value!r}; allowed: {', '.join(group_options(key, user_config_dir))}"
+        if "/" in key and value and value not in hydra_group_options(key):  # hydra/launcher=..., hydra/sweeper=...
+            what = key.rpartition("/")[2]
+            return f"unknown {what} {value!r} for {key}; allowed: {', '.join(hydra_group_options(key))}"
     text = str(err)
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
@@ -187,6 +298,9 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
             return f"{key} is already in the defaults list: select it with {key}={value} (no +)"
     for line in overrides:
         key = line.lstrip("+~").partition("=")[0]
+        if text.startswith(f"Could not override '{key}'") and "." not in key and "/" not in key:
+            known = sorted({*TOP_LEVEL, *NULLABLE_TOP_LEVEL, *GROUPS})
+            return f"unknown top-level key {key}; allowed: {', '.join(known)} (add a new key with +{key}=...)"
         if f"'{key}'" in text and "." in key:
             parent, _, _ = key.rpartition(".")
             base = compose_config([o for o in overrides if o != line], user_config_dir)

@@ -94,9 +94,9 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)  # jobs run side by side (budget=cpu): one core each, not oversubscribed
+    get_class(cfg.task._target_).check_model_class(get_class(cfg.model._target_))  # before any data is read
     task = instantiate(cfg.task)
     check_protocol(cfg, task)
-    task.check_model_class(get_class(cfg.model._target_))  # before building: it takes the task's model_kwargs
     body = instantiate(cfg.model, **task.model_kwargs())
     module = SequenceModule(body, task, cfg.optim)
 
@@ -167,7 +167,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             }
             if cfg.get("stage") != "tune":  # tuning is scored on validation only: the test split is never built
                 best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
-                tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False)[0]
+                tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False, weights_only=True)[0]
                 ended["test"] = {k: float(v) for k, v in tested.items()}
                 primary = ended["test"].get(f"test/{task.primary_metric}")
                 ended["beats_baseline"] = None if primary is None else task.beats_baseline(primary)
