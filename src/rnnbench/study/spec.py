@@ -79,7 +79,11 @@ class Study:
 
     def variant_of(self, config: Mapping[str, Any]) -> str:
         """A run's variant label: the compared key(s)' values in its config, '/'-joined, renamed by `labels`."""
-        raw = "/".join(str(lookup(config, key)) for key in self.compare)
+        return self.label_of([lookup(config, key) for key in self.compare])
+
+    def label_of(self, values: Sequence[Any]) -> str:
+        """The variant label of the compared keys' values (in `compare`'s order)."""
+        raw = "/".join(str(value) for value in values)
         return self.labels.get(raw, raw)
 
     def factor_of(self, config: Mapping[str, Any]) -> float | None:

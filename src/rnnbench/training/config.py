@@ -335,10 +335,10 @@ def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str
 
 
 def _variant(cfg: DictConfig) -> str:
-    """A composed job's variant label under its study block."""
-    return parse_study(OmegaConf.to_container(cfg.study, resolve=True)).variant_of(
-        OmegaConf.to_container(cfg, resolve=True)
-    )
+    """A composed job's variant label under its study block. Only the compared keys are resolved: other values may
+    interpolate Hydra's runtime (`tuned=${hydra:sweep.dir}/...`), which a composed config does not have."""
+    study = parse_study(OmegaConf.to_container(cfg.study, resolve=True))
+    return study.label_of([OmegaConf.select(cfg, key) for key in study.compare])
 
 
 def _check_study_variants(

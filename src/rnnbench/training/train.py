@@ -94,6 +94,9 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)  # jobs run side by side (budget=cpu): one core each, not oversubscribed
+    # Vanishing gradients underflow into denormal floats, which x86 CPUs compute 2-5x slower (measured: rnn at T=200
+    # 52 -> 20 ms a step, gru 117 -> 42): flushing them to zero changes only values below 1.2e-38 in float32.
+    torch.set_flush_denormal(True)
     get_class(cfg.task._target_).check_model_class(get_class(cfg.model._target_))  # before any data is read
     task = instantiate(cfg.task)
     check_protocol(cfg, task)
