@@ -103,7 +103,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             raise
         log.exception("job failed; its run.json says so, continuing the sweep: %s", output_dir)
         return None
-    print(f"run record: {record_path}")
     if record.get("wandb"):
         print(f"W&B run ({record['wandb']['mode']}): {record['wandb']['dir']}")
     return _objective(record)
