@@ -30,6 +30,7 @@ symbol, exact from the lengths (`memoryless_loss`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,7 @@ class CountingTask(SequenceTask):
         batch_size: int = 32,
         data_seed: int = 0,
         cache_dir: str | None = None,
+        solve: Mapping[str, Any] | None = None,
     ) -> None:
         """n_val / n_test cap the val and test strings (the shortest are kept); None: every n of the range."""
         check_params(variant, train_max_n, val_max_n, test_max_n)
@@ -154,6 +156,7 @@ class CountingTask(SequenceTask):
             batch_size=batch_size,
             data_seed=data_seed,
             cache_dir=cache_dir,
+            solve=solve,
             **sizes,
         )
         self.variant = variant
