@@ -14,7 +14,9 @@ torch.nn's GRU (gate order r, z, n; b_hh stays inside the reset gate's product):
     n = tanh(gx_n + r * gh_n),  h' = n + z * (h - n).
 The forward uses torch.tanh_ and torch.lerp (h' = lerp(n, h, z)): at these sizes one op beats `fast_lstm`'s
 sigmoid-based tanh, which takes four. The mask is `run_layer`'s: where it is False the state is
-carried unchanged and the output is zero. First-order gradients only (no double backward).
+carried unchanged and the output is zero. First-order gradients only (no double backward). The two time loops
+run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops here are the
+reference and the fallback.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Semantics are those of `run_layer` with `cells.lstm_step` / `cells.peephole_lstm
 peepholes after Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t), including the mask: where the mask is
 False the state is carried unchanged and the output is zero. The peephole LSTM is this LSTM plus diagonal terms,
 one code path for both. First-order gradients only (no double backward).
+
+The two time loops run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops
+here are the reference and the fallback.
 """
 
 from __future__ import annotations
