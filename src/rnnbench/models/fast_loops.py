@@ -6,14 +6,16 @@ machine; it grows with contention (issue 19 measured 1.25x -> 1.54x with one oth
 run the same ATen ops in the same order, so they agree with the Python loops to rounding, and both stay: the
 Python loops are the reference and the fallback.
 
-The extension is compiled by `torch.utils.cpp_extension.load` on first use (~1 min on 2 cores) into torch's
-extension cache (`TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), keyed by the source's hash; later
-processes load the cached library in well under a second. Where it cannot be built (no C++ compiler or ninja)
-one warning says why and the Python loops run. `RNNBENCH_COMPILED_LOOPS=0` turns it off.
+The extension is compiled by `torch.utils.cpp_extension.load` on first use (1-2 min on 2 busy cores) into torch's
+extension cache (`TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), in a folder named after a hash of the
+source's path and text: a changed source, or a second checkout, builds its own copy instead of rebuilding another's
+back and forth. Later processes load the cached library in about half a second. Where it cannot be built (no C++
+compiler or ninja) one warning says why and the Python loops run. `RNNBENCH_COMPILED_LOOPS=0` turns it off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -38,13 +40,17 @@ def compiled() -> ModuleType | None:
     return _state["module"]
 
 
+def _name() -> str:
+    """The extension's (and its cache folder's) name: unique per source path and text."""
+    digest = hashlib.sha1(str(SOURCE.resolve()).encode() + b"\0" + SOURCE.read_bytes()).hexdigest()[:12]
+    return f"rnnbench_fast_loops_{digest}"
+
+
 def _build() -> ModuleType | None:
     from torch.utils import cpp_extension
 
     try:
-        return cpp_extension.load(
-            name="rnnbench_fast_loops", sources=[str(SOURCE)], extra_cflags=["-O2"], verbose=False
-        )
+        return cpp_extension.load(name=_name(), sources=[str(SOURCE)], extra_cflags=["-O2"], verbose=False)
     except (OSError, RuntimeError, ImportError) as err:  # no compiler / ninja, or a failed build
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         warnings.warn(
