@@ -1,15 +1,31 @@
-"""fast_lstm's and fast_gru's hand-written BPTT equal the per-step autograd loop of run_layer (values, gradients)."""
+"""fast_lstm's and fast_gru's hand-written BPTT equal the per-step autograd loop of run_layer (values, gradients),
+with their time loops in Python and compiled (fast_loops.cpp); the compiled loops fall back to Python."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
 
-from rnnbench.models import layer
+from rnnbench.models import fast_loops, layer
 from rnnbench.models.cells import get_cell
 from rnnbench.models.layer import run_layer, step_loop_only
 
 CELL_NAMES = ("lstm", "peephole_lstm", "gru")
+LOOPS = ("python", "compiled")
+
+
+@pytest.fixture(params=LOOPS)
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with fast_lstm / fast_gru's time loops in Python, then compiled (skipped where unbuildable)."""
+    if request.param == "python":
+        monkeypatch.setenv(fast_loops.ENV, "0")
+    else:
+        monkeypatch.delenv(fast_loops.ENV, raising=False)
+        if fast_loops.compiled() is None:
+            pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
+    return request.param
 
 
 def _inputs(cell: str, masked: bool, steps: int = 7, batch: int = 5, hidden: int = 6, dtype=torch.float32):
@@ -48,7 +64,7 @@ def _run(cell: str, leaves: list[torch.Tensor], mask, weights: list[torch.Tensor
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
-def test_equals_step_loop(cell: str, masked: bool) -> None:
+def test_equals_step_loop(cell: str, masked: bool, loops: str) -> None:
     leaves, mask = _inputs(cell, masked)
     weights = [torch.randn(7, 5, 6), torch.randn(5, 6), torch.randn(5, 6)]
     fast = _run(cell, leaves, mask, weights)
@@ -62,7 +78,7 @@ def test_equals_step_loop(cell: str, masked: bool) -> None:
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
-def test_gradcheck(cell: str, masked: bool) -> None:
+def test_gradcheck(cell: str, masked: bool, loops: str) -> None:
     leaves, mask = _inputs(cell, masked, steps=4, batch=5, hidden=3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda *xs: tuple(_layer(cell, list(xs), mask)), leaves)
 
@@ -76,7 +92,7 @@ def test_fast_kernel_is_taken(cell: str) -> None:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_partial_requires_grad(cell: str) -> None:
+def test_partial_requires_grad(cell: str, loops: str) -> None:
     """Only gx requires grad (frozen recurrent weights, constant state): the other gradients are skipped."""
     leaves = [t.detach() for t in _inputs(cell, masked=False)[0]]
     leaves[0].requires_grad_()
@@ -102,3 +118,40 @@ def test_step_loop_only_forces_the_loop() -> None:
         assert grad_fn_name() == "StackBackward0"
     assert "LSTMFunction" in grad_fn_name()
     assert not layer._STEP_LOOP_ONLY.get()
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C++ loops run the Python loops' ops in the same order: equal to float32 rounding, larger sizes too."""
+    if fast_loops.compiled() is None:
+        pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
+    leaves, mask = _inputs(cell, masked, steps=9, batch=5, hidden=16)
+    weights = [torch.randn(9, 5, 16), torch.randn(5, 16), torch.randn(5, 16)]
+    compiled = _run(cell, leaves, mask, weights)
+    monkeypatch.setenv(fast_loops.ENV, "0")
+    python = _run(cell, leaves, mask, weights)
+    for got, want in zip(compiled, python, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_compiled_loops_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disabled: None without a build. A failed build: one RuntimeWarning saying why, None, and the Python loops."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv(fast_loops.ENV, "0")
+    assert fast_loops.compiled() is None
+    monkeypatch.delenv(fast_loops.ENV)
+    monkeypatch.setattr(fast_loops, "_state", {})
+
+    def no_compiler(**_: object) -> None:
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.warns(RuntimeWarning, match="Ninja is required.*pure-PyTorch loops"):
+        assert fast_loops.compiled() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fast_loops.compiled() is None  # remembered: no second attempt, no second warning
+    leaves, _ = _inputs("lstm", masked=False)
+    assert type(_layer("lstm", leaves, None)[0].grad_fn).__name__ == "_LSTMFunctionBackward"

@@ -14,7 +14,9 @@ torch.nn's GRU (gate order r, z, n; b_hh stays inside the reset gate's product):
     n = tanh(gx_n + r * gh_n),  h' = n + z * (h - n).
 The forward uses torch.tanh_ and torch.lerp (h' = lerp(n, h, z)): at these sizes one op beats `fast_lstm`'s
 sigmoid-based tanh, which takes four. The mask is `run_layer`'s: where it is False the state is
-carried unchanged and the output is zero. First-order gradients only (no double backward).
+carried unchanged and the output is zero. First-order gradients only (no double backward). The two time loops
+run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops here are the
+reference and the fallback.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from rnnbench.models.fast_loops import compiled
 
 
 def _gate_blocks(x: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
@@ -44,11 +48,15 @@ def _forward(
     """
     steps, batch, hidden3 = gx.shape
     hidden = hidden3 // 3
-    w_t = w_hh.t()  # (H, 3H)
+    w_t = w_hh.t().contiguous()  # (H, 3H): row-major (K, N) is MKL's faster layout for these matmuls
     acts = torch.empty_like(gx)
     gh = torch.empty_like(gx)
     out = gx.new_empty(steps, batch, hidden)
     hs = out if mask is None else torch.empty_like(out)
+    loops = compiled()
+    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+        loops.gru_forward(gx, h0, w_t, b_hh, mask, acts, gh, out, hs)
+        return acts, gh, out, hs
     per_step = zip(
         gx[:, :, : 2 * hidden].unbind(0),
         gx[:, :, 2 * hidden :].unbind(0),
@@ -81,15 +89,43 @@ def _backward(
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """BPTT over the saved (acts, gh, h0, hs); returns (dgx, dh0, dw_hh, db_hh)."""
     acts, gh, h0, hs = saved
-    steps, _, hidden3 = acts.shape
+    hidden3 = acts.shape[2]
     hidden = hidden3 // 3
-    one = acts.new_ones(())
     if mask is not None:
         grad_out = grad_out * mask
     dgx = torch.empty_like(acts)  # deltas of the input-side pre-activations (r, z, n)
     dgh = torch.empty_like(acts)  # deltas of gh = h W_hh^T + b_hh: as dgx but r * (n delta) in the n block
     # Per step, with dh = dL/dh_t: dn = dh (1 - z) (1 - n^2), dz = dh (h_{t-1} - n) z (1 - z),
     # dr = dn gh_n r (1 - r); dgx = (dr, dz, dn), dgh = (dr, dz, dn r), dh_{t-1} = dh z + dgh W_hh.
+    dh = grad_h + grad_out[-1]
+    loops = compiled()
+    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+        dh = loops.gru_backward(grad_out, dh, acts, gh, h0, hs, w_hh, mask, dgx, dgh)
+    else:
+        dh = _backward_loop(grad_out, dh, acts, gh, h0, hs, w_hh, mask, dgx, dgh)
+    dw_hh = db_hh = None
+    if need_w:  # (3H, H) = sum_t dgh_t^T h_{t-1}: step 0 against h0, steps 1.. in one matmul; db_hh = sum_t dgh_t
+        dw_hh = torch.addmm(dgh[0].t() @ h0, dgh[1:].view(-1, hidden3).t(), hs[:-1].reshape(-1, hidden))
+        db_hh = dgh.sum((0, 1))
+    return dgx, dh, dw_hh, db_hh
+
+
+def _backward_loop(
+    grad_out: Tensor,
+    dh: Tensor,
+    acts: Tensor,
+    gh: Tensor,
+    h0: Tensor,
+    hs: Tensor,
+    w_hh: Tensor,
+    mask: Tensor | None,
+    dgx: Tensor,
+    dgh: Tensor,
+) -> Tensor:
+    """The backward's time loop in Python: fills dgx and dgh, returns dh_0; grad_out already masked."""
+    steps, _, hidden3 = acts.shape
+    hidden = hidden3 // 3
+    one = acts.new_ones(())
     per_step = zip(
         *_gate_blocks(acts, hidden),
         gh[:, :, 2 * hidden :].unbind(0),
@@ -102,7 +138,6 @@ def _backward(
         [None] * steps if mask is None else mask.unbind(0),
         strict=True,
     )
-    dh = grad_h + grad_out[-1]
     for a_rz, r, z, n, g_n, d_rz, d_r, d_z, d_n, dg, dg_rz, dg_n, h_prev, base, keep in reversed(list(per_step)):
         dh_in = dh if keep is None else dh * keep
         torch.addcmul(a_rz, a_rz, a_rz, value=-1, out=d_rz)  # s (1 - s) for r and z
@@ -117,11 +152,7 @@ def _backward(
             carry = torch.where(keep, dh * z, dh)
             carry = carry if base is None else carry.add_(base)
         dh = torch.addmm(carry, dg, w_hh)
-    dw_hh = db_hh = None
-    if need_w:  # (3H, H) = sum_t dgh_t^T h_{t-1}: step 0 against h0, steps 1.. in one matmul; db_hh = sum_t dgh_t
-        dw_hh = torch.addmm(dgh[0].t() @ h0, dgh[1:].view(-1, hidden3).t(), hs[:-1].reshape(-1, hidden))
-        db_hh = dgh.sum((0, 1))
-    return dgx, dh, dw_hh, db_hh
+    return dh
 
 
 class _GRUFunction(torch.autograd.Function):

@@ -18,6 +18,9 @@ Semantics are those of `run_layer` with `cells.lstm_step` / `cells.peephole_lstm
 peepholes after Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t), including the mask: where the mask is
 False the state is carried unchanged and the output is zero. The peephole LSTM is this LSTM plus diagonal terms,
 one code path for both. First-order gradients only (no double backward).
+
+The two time loops run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops
+here are the reference and the fallback.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from rnnbench.models.fast_loops import compiled
 
 Peepholes = tuple[Tensor, Tensor, Tensor]  # (w_pi, w_pf, w_po), each (H,)
 
@@ -51,7 +56,7 @@ def _forward(
     one = gx.new_ones(())
     w2_t = w_hh.clone()
     w2_t[2 * hidden : 3 * hidden] *= 2
-    w2_t = w2_t.t()  # (H, 4H), g columns doubled
+    w2_t = w2_t.t().contiguous()  # (H, 4H), g columns doubled; row-major (K, N) is MKL's faster layout here
     acts = torch.empty_like(gx)  # (T, B, 4H)
     out = gx.new_empty(steps, batch, hidden)  # (T, B, H)
     cs = gx.new_empty(steps + 1, batch, hidden)  # (T+1, B, H)
@@ -59,6 +64,10 @@ def _forward(
     cs[0] = c0
     hs = out if mask is None else torch.empty_like(out)  # (T, B, H)
     c_new_all = cs[1:] if mask is None else torch.empty_like(out)  # (T, B, H) unmasked new cell states
+    loops = compiled()
+    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+        loops.lstm_forward(gx, h0, c0, w2_t, w_p, mask, acts, out, hs, cs, c_new_all, tcs)
+        return acts, out, hs, cs, tcs
     gates4 = acts.view(steps, batch, 4, hidden)
     # Per-step views made up front: one unbind per tensor instead of several view ops per step.
     per_step = zip(
@@ -110,7 +119,6 @@ def _backward(
     acts, h0, hs, cs, tcs = saved
     steps, batch, hidden4 = acts.shape
     hidden = hidden4 // 4
-    one = acts.new_ones(())
     if mask is not None:
         grad_out = grad_out * mask
     dgates = torch.empty_like(acts)  # (T, B, 4H)
@@ -119,6 +127,41 @@ def _backward(
     #   k = (g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)) [+ peepholes],  dc_{t-1} = dcs * (f [+ ...]),
     #   dh_{t-1} = dgates @ W_hh [+ dh where masked: the carried state]. All per step: T-wide elementwise passes
     #   stream from memory and cost more than these cache-resident (B, H) ops.
+    dh, dc = grad_h + grad_out[-1], grad_c
+    loops = compiled()
+    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+        dh, dc = loops.lstm_backward(grad_out, dh, dc, acts, cs, tcs, w_hh, w_p, mask, dgates)
+    else:
+        dh, dc = _backward_loop(grad_out, dh, dc, acts, cs, tcs, w_hh, w_p, mask, dgates)
+    dw_hh = None
+    if need_w:  # (4H, H) = sum_t dgates_t^T h_{t-1}: step 0 against h0, steps 1.. in one (4H, (T-1)B) matmul
+        dg_rest = dgates[1:].view(-1, hidden4)  # ((T-1)*B, 4H)
+        dw_hh = torch.addmm(dgates[0].t() @ h0, dg_rest.t(), hs[:-1].reshape(-1, hidden))
+    dw_p = None
+    if w_p is not None:
+        dgates4 = dgates.view(steps, batch, 4, hidden)
+        d_if = dgates4[:, :, :2] * cs[:-1].unsqueeze(2)  # (T, B, 2, H)
+        d_o = dgates4[:, :, 3] * cs[1:]  # (T, B, H); masked rows have zero deltas
+        dw_p = torch.cat([d_if.sum((0, 1)), d_o.sum((0, 1)).unsqueeze(0)])
+    return dgates, dh, dc, dw_hh, dw_p
+
+
+def _backward_loop(
+    grad_out: Tensor,
+    dh: Tensor,
+    dc: Tensor,
+    acts: Tensor,
+    cs: Tensor,
+    tcs: Tensor,
+    w_hh: Tensor,
+    w_p: Tensor | None,
+    mask: Tensor | None,
+    dgates: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The backward's time loop in Python: fills dgates, returns (dh_0, dc_0); grad_out already masked."""
+    steps, batch, hidden4 = acts.shape
+    hidden = hidden4 // 4
+    one = acts.new_ones(())
     per_step = zip(
         acts.unbind(0),
         *(acts.view(steps, batch, 4, hidden).unbind(2)[k].unbind(0) for k in range(4)),
@@ -130,8 +173,6 @@ def _backward(
         [None] * steps if mask is None else mask.unbind(0),
         strict=True,
     )
-    dh = grad_h + grad_out[-1]
-    dc = grad_c
     for a, i, f, g, o, dg, k_i, k_f, k_g, k_o, c_prev, tc, base, keep in reversed(list(per_step)):
         torch.addcmul(a, a, a, value=-1, out=dg)  # s (1 - s) for the sigmoid gates
         torch.addcmul(one, g, g, value=-1, out=k_g)  # 1 - g^2
@@ -151,17 +192,7 @@ def _backward(
         if keep is not None:
             base = torch.where(keep, 0, dh) if base is None else torch.where(keep, base, base + dh)
         dh = dg @ w_hh if base is None else torch.addmm(base, dg, w_hh)
-    dw_hh = None
-    if need_w:  # (4H, H) = sum_t dgates_t^T h_{t-1}: step 0 against h0, steps 1.. in one (4H, (T-1)B) matmul
-        dg_rest = dgates[1:].view(-1, hidden4)  # ((T-1)*B, 4H)
-        dw_hh = torch.addmm(dgates[0].t() @ h0, dg_rest.t(), hs[:-1].reshape(-1, hidden))
-    dw_p = None
-    if w_p is not None:
-        dgates4 = dgates.view(steps, batch, 4, hidden)
-        d_if = dgates4[:, :, :2] * cs[:-1].unsqueeze(2)  # (T, B, 2, H)
-        d_o = dgates4[:, :, 3] * cs[1:]  # (T, B, H); masked rows have zero deltas
-        dw_p = torch.cat([d_if.sum((0, 1)), d_o.sum((0, 1)).unsqueeze(0)])
-    return dgates, dh, dc, dw_hh, dw_p
+    return dh, dc
 
 
 class _LSTMFunction(torch.autograd.Function):
