@@ -13,7 +13,8 @@ from rnnbench.models.cells import get_cell
 from rnnbench.models.layer import run_layer, step_loop_only
 
 CELL_NAMES = ("lstm", "peephole_lstm", "gru")
-LOOPS = ("python", "compiled")
+# The compiled loops are opt-in and their first build takes 31 s to 3 min: their cases are slow tests.
+LOOPS = ("python", pytest.param("compiled", marks=pytest.mark.slow))
 
 
 @pytest.fixture(params=LOOPS)
@@ -22,7 +23,7 @@ def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     if request.param == "python":
         monkeypatch.setenv(fast_loops.ENV, "0")
     else:
-        monkeypatch.delenv(fast_loops.ENV, raising=False)
+        monkeypatch.setenv(fast_loops.ENV, "1")
         if fast_loops.compiled() is None:
             pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
     return request.param
@@ -120,10 +121,12 @@ def test_step_loop_only_forces_the_loop() -> None:
     assert not layer._STEP_LOOP_ONLY.get()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The C++ loops run the Python loops' ops in the same order: equal to float32 rounding, larger sizes too."""
+    monkeypatch.setenv(fast_loops.ENV, "1")
     if fast_loops.compiled() is None:
         pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
     leaves, mask = _inputs(cell, masked, steps=9, batch=5, hidden=16)
@@ -139,9 +142,9 @@ def test_compiled_loops_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """Disabled: None without a build. A failed build: one RuntimeWarning saying why, None, and the Python loops."""
     from torch.utils import cpp_extension
 
-    monkeypatch.setenv(fast_loops.ENV, "0")
-    assert fast_loops.compiled() is None
-    monkeypatch.delenv(fast_loops.ENV)
+    monkeypatch.delenv(fast_loops.ENV, raising=False)
+    assert fast_loops.compiled() is None  # off by default
+    monkeypatch.setenv(fast_loops.ENV, "1")
     monkeypatch.setattr(fast_loops, "_state", {})
 
     def no_compiler(**_: object) -> None:
