@@ -35,18 +35,30 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     (["threads=abc"], "threads must be a positive int or null (torch's default), got 'abc'"),
     (["experiment=[a]"], "experiment must be a string, got ['a']"),
     # unknown names: options of a group, keys, launcher
-    (["model=lstmm"], "unknown model 'lstmm'; allowed: gru, lstm, peephole_lstm, rnn, seq2seq"),
+    (["model=lstmm"], "unknown model 'lstmm'; allowed: gru, lstm, lstm_chrono, peephole_lstm, rnn, seq2seq"),
     (["task=nope"], "unknown task 'nope'; allowed: adding, char_lm, chorales, copy_memory,"),
     (["-m", "+sweep=cell", "budget=tiny"], "unknown budget 'tiny'; allowed: cpu, full, smoke"),
-    (["-m", "+sweep=nope"], "unknown sweep 'nope'; allowed: attention, bidirectional, cell, depth, peephole, seq_len"),
+    (
+        ["-m", "+sweep=nope"],
+        "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, peephole, seq_len",
+    ),
     (
         ["-m", "+sweep=cell", "hydra/launcher=nope"],
         "unknown launcher 'nope' for hydra/launcher; allowed: basic, joblib",
     ),
     (["logger=wandbb"], "unknown logger 'wandbb'; allowed: csv, none, wandb"),
-    (["model.hiden_size=3"], "unknown key model.hiden_size; allowed keys under model: bidirectional, cell, dropout,"),
-    (["foo=1"], "unknown top-level key foo; allowed: checkpoint, diagnostics, divergence, experiment, fault, logger,"),
-    (["trainer.foo=1"], "unknown key trainer.foo; allowed keys under trainer: accelerator, devices,"),
+    (
+        ["model.hiden_size=3"],
+        "unknown key model.hiden_size; allowed keys under model: bidirectional, cell, chrono_t_max, dropout,",
+    ),
+    (
+        ["foo=1"],
+        "unknown top-level key foo; allowed: checkpoint, checkpoint_metric, diagnostics, divergence, experiment,",
+    ),
+    (
+        ["trainer.foo=1"],
+        "unknown key trainer.foo; allowed keys under trainer: accelerator, check_val_every_n_epoch, devices,",
+    ),
     (["-m", "+sweep=cell", "model.cell=lstm,abc"], "model.cell: unknown cell 'abc'; allowed: gru, lstm,"),
     # out of range
     (["trainer.max_epochs=-3"], "trainer.max_epochs must be an int >= -1 (-1: no limit) or null, got -3"),
@@ -124,7 +136,7 @@ def test_a_check_that_breaks_still_gives_one_line(
 def test_report_on_a_missing_or_empty_path_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "nowhere"
     assert report_cli.main([str(missing), "--out", str(tmp_path / "out")]) == 2
-    why = "pass a run.json or a directory holding them"
+    why = "pass a run.json, a runs.jsonl.gz or a directory holding them"
     assert capsys.readouterr().err == f"rnnbench-report: error: no run records at {missing}: {why}\n"
     (tmp_path / "empty").mkdir()
     assert report_cli.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2

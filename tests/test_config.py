@@ -13,7 +13,7 @@ TASKS = ["adding", "copy_memory"]
 
 
 def test_groups_list_their_options() -> None:
-    assert group_options("model") == sorted([*MODELS, "seq2seq"])  # seq2seq pairs only with the seq2seq task
+    assert group_options("model") == sorted([*MODELS, "lstm_chrono", "seq2seq"])  # seq2seq: the seq2seq task only
     assert set(TASKS) <= set(group_options("task"))
     assert group_options("trainer") == ["cpu", "default", "gpu", "smoke"]
     assert group_options("logger") == ["csv", "none", "wandb"]
@@ -34,7 +34,7 @@ def test_every_model_composes_with_every_long_lag_task(model: str, task: str) ->
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=lstmm"], "unknown model 'lstmm'; allowed: gru, lstm, peephole_lstm, rnn"),
+        (["model=lstmm"], "unknown model 'lstmm'; allowed: gru, lstm, lstm_chrono, peephole_lstm, rnn"),
         (["model.hiden_size=4"], "unknown key model.hiden_size; allowed keys under model: bidirectional, cell,"),
         (["model.hidden_size=-4"], "model.hidden_size must be a positive int, got -4"),
         (["task.seq_len=0"], "task.seq_len must be a positive int, got 0"),
@@ -71,6 +71,9 @@ def test_job_overrides_expand_the_product_and_cut_large_sweeps() -> None:
     big = job_overrides(["seed=range(10)", "task.seq_len=range(1,11)"])  # 100 jobs: each value checked once
     assert len(big) == 1 + 9 + 9
     assert {j[0] for j in big} == {f"seed={i}" for i in range(10)}
+    studied = job_overrides(["seed=range(10)", "model=rnn,gru,lstm", "task.seq_len=1,2,3,4"], crossed=["model"])
+    assert {(j[0], j[1]) for j in studied} >= {("seed=0", f"model={m}") for m in ("rnn", "gru", "lstm")}
+    assert len(studied) == 3 + 9 + 3  # every compared value at the first of the others, then one at a time
 
 
 def test_user_config_dir_adds_options(tmp_path: pytest.TempPathFactory) -> None:
@@ -126,7 +129,9 @@ def test_every_model_task_pair_is_either_valid_or_refused_in_one_line(model: str
     if _valid(model, task):
         check_config(compose_config(overrides))
     else:
-        label = rf"{task}(_\w+)?"  # the task's label, or its class's name: timing's and counting's carry a variant
+        # the task's label, or its class's name (checked before the task is built): timing's and counting's carry a
+        # variant
+        label = rf"({task}|{task.partition('_')[0]})(_\w+)?"
         with pytest.raises(ConfigError, match=rf"^task {label} needs a (seq2seq|recurrent) model, got a "):
             preflight(overrides)
 

@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 from rnnbench.tasks.adding import AddingTask
 from rnnbench.tasks.copy_memory import CopyMemoryTask
 from rnnbench.tasks.seq2seq import Seq2SeqTask
+from rnnbench.tasks.solve import SolveCriterion
 from rnnbench.training.config import ConfigError, check_config, compose_config, group_options
 from rnnbench.training.module import SequenceModule
-from rnnbench.training.solve import SolveCriterion
 from rnnbench.training.train import checkpoint_monitor, train
 
 # 64 sequences of 16: 4 steps an epoch, so 12 steps cycle the loader 3 times; a validation check every 3 steps.
@@ -194,6 +194,7 @@ def test_every_declared_criterion_names_a_metric_its_task_logs() -> None:
     assert declared == {
         "adding": ("mse", "<", 0.01),
         "copy_memory": ("copy_acc", ">=", 0.99),
+        "counting_anbn": ("max_n", ">=", 100.0),
         "temporal_order": ("acc", ">=", 0.99),
         "timing_msd": ("timed_acc", ">=", 0.99),
         "timing_gts": ("timed_acc", ">=", 0.99),

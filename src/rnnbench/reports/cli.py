@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             from rnnbench.reports.wandb_report import publish_report
 
             print(f"  W&B report: {publish_report(analysis, folder, args.entity, args.project, workspace)}")
-    print(f"index: {write_index(out)}")
+    from rnnbench.study.stages import declared_studies  # composes the sweep configs: only when writing the index
+
+    print(f"index: {write_index(out, declared_studies())}")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from rnnbench.reports.tables import (
     tuning_table,
     variants_table,
 )
+from rnnbench.study.spec import Study
 
 SUMMARY = "summary.json"
 
@@ -44,6 +46,39 @@ def launch_command(rows: tuple[Row, ...]) -> str:
             if value not in seen:
                 seen.append(value)
     return shlex.join(["rnnbench-train", "-m", *(f"{k}={','.join(v)}" for k, v in values.items())])
+
+
+STUDY_KEYS = ("+sweep", "seed", "stage", "stop_on_solve", "tuned")  # overrides rnnbench-study sets itself
+
+
+def study_command(analysis: Analysis) -> str:
+    """`rnnbench-study NAME [overrides]` for runs a study made: the overrides every one of its runs shares, less the
+    ones the study command sets itself (stage, seeds, the tuned key, ...)."""
+    tuned = analysis.study.tuning.key if analysis.study.tuning else None
+    shared = set.intersection(*(set(r.overrides) for r in analysis.rows))
+    own = sorted(o for o in shared if o.partition("=")[0] not in (*STUDY_KEYS, tuned))
+    return shlex.join(["rnnbench-study", analysis.experiment, *own])
+
+
+def _timestamp(value: Any) -> float | None:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+def compute_line(records: list[dict[str, Any]]) -> str:
+    """'Compute: 104 runs, 2.1 h of job time, 1.1 h wall (first start to last end).' from the records' timestamps."""
+    spans = [(_timestamp(r.get("started_at")), _timestamp(r.get("finished_at"))) for r in records]
+    spans = [(a, b) for a, b in spans if a is not None and b is not None]
+    if not spans:
+        return ""
+    job = sum(b - a for a, b in spans) / 3600
+    wall = (max(b for _, b in spans) - min(a for a, _ in spans)) / 3600
+    return (
+        f"Compute: {len(spans)} runs, {job:.2f} h of job time, {wall:.2f} h wall from the first start to the last "
+        "end (several launches, and any pause between them, included)."
+    )
 
 
 def status_line(rows: tuple[Row, ...]) -> str:
@@ -131,20 +166,28 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
 def commands(analysis: Analysis, out: str) -> str:
     """How to regenerate the runs and this report; the report command reads the archive written next to it."""
     archive = f"{out.rstrip('/')}/{analysis.experiment}/{ARCHIVE_NAME}"
+    if any(r.stage in ("tune", "eval") for r in analysis.rows):
+        runs = [
+            "# the study (tune, select, evaluate; resumes, restoring the committed records):",
+            study_command(analysis),
+        ]
+        runs.append(f"rnnbench-report outputs/studies/{analysis.experiment} --out {out}")
+    else:
+        runs = ["# the runs (a fresh multirun), then the report from their folder:", launch_command(analysis.rows)]
+        runs.append(f"rnnbench-report <sweep dir> --out {out}")
     return "\n".join(
         [
-            "# the runs (a fresh multirun), then the report from their folder:",
-            launch_command(analysis.rows),
-            f"rnnbench-report <sweep dir> --out {out}",
+            *runs,
             "# or this report again, from the records committed with it:",
             f"rnnbench-report {archive} --out {out}",
         ]
     )
 
 
-def readme(analysis: Analysis, out: str, plots: list[str]) -> str:
+def readme(analysis: Analysis, out: str, plots: list[str], compute: str = "") -> str:
     """The sweep's README.md."""
     lines = [f"# Sweep `{analysis.experiment}`", "", "Regenerate:", "", "```bash", commands(analysis, out), "```"]
+    lines += ["", compute] if compute else []
     for heading, items in _sections(analysis):
         lines += ["", f"## {heading}", ""]
         lines += "\n\n".join((i.markdown() if isinstance(i, Table) else i).strip("\n") for i in items).splitlines()
@@ -159,15 +202,23 @@ def html_page(analysis: Analysis, out: str, folder: Path, plots: list[str]) -> s
     return page(f"Sweep {analysis.experiment}", [head, *body, ("Plots", [image(folder / p) for p in plots])])
 
 
-def summary(analysis: Analysis) -> dict:
-    """What the index needs about a sweep."""
+def summary(analysis: Analysis, plots: list[str], compute: str = "") -> dict:
+    """What the index (the study's front page) needs about a sweep."""
     return {
         "experiment": analysis.experiment,
         "claim": analysis.study.claim,
         "runs": status_line(analysis.rows),
+        "compute": compute,
         "family": analysis.family,
         "findings": [
-            {"id": f.hypothesis.id, "verdict": f.verdict, "sentence": f.sentence, "to_decide": f.to_decide}
+            {
+                "id": f.hypothesis.id,
+                "claim": f.hypothesis.claim,
+                "figure": f.hypothesis.figure_name if f.hypothesis.figure_name in plots else None,
+                "verdict": f.verdict,
+                "sentence": f.sentence,
+                "to_decide": f.to_decide,
+            }
             for f in analysis.findings
         ],
     }
@@ -178,31 +229,56 @@ def write_sweep(analysis: Analysis, records: list[dict[str, Any]], out: Path, sh
     folder = out / analysis.experiment
     folder.mkdir(parents=True, exist_ok=True)
     plots = write_plots(analysis, folder)
-    (folder / "README.md").write_text(readme(analysis, shown_out, plots))
+    compute = compute_line(records)
+    (folder / "README.md").write_text(readme(analysis, shown_out, plots, compute))
     (folder / "results.csv").write_text(runs_table(analysis.rows, analysis.study.factor).csv())
     (folder / "index.html").write_text(html_page(analysis, shown_out, folder, plots))
-    (folder / SUMMARY).write_text(json.dumps(summary(analysis), indent=2, sort_keys=True) + "\n")
+    (folder / SUMMARY).write_text(json.dumps(summary(analysis, plots, compute), indent=2, sort_keys=True) + "\n")
     write_archive(folder / ARCHIVE_NAME, records)
     return folder
 
 
 def _index_verdict(f: dict) -> str:
-    """'gru_similar: inconclusive (to decide: about 8 seeds per variant)' for one finding of a summary."""
-    head = f"{f.get('id', '')}: {f['verdict']}".lstrip(": ")
-    return f"{head} (to decide: {f['to_decide']})" if f.get("to_decide") else head
+    """'inconclusive (to decide: about 8 seeds per variant)' for one finding of a summary."""
+    return f"{f['verdict']} (to decide: {f['to_decide']})" if f.get("to_decide") else f["verdict"]
 
 
-def write_index(out: Path) -> Path:
-    """`<out>/README.md`: one line per sweep reported into `out`, with its verdicts and, for an undecided hypothesis,
-    how many seeds or what budget would decide it."""
-    intro = "One folder per sweep, regenerated by `rnnbench-report` from the run records it holds (`runs.jsonl.gz`)."
-    lines = ["# Reports", "", intro, ""]
-    lines += ["| sweep | seed's claim | runs | verdicts |", "|---|---|---|---|"]
-    for path in sorted(out.glob(f"*/{SUMMARY}")):
-        info = json.loads(path.read_text())
-        verdicts = "; ".join(_index_verdict(f) for f in info["findings"]) or "(no claim)"
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_index(out: Path, declared: dict[str, Study] | None = None) -> Path:
+    """`<out>/README.md`, the study's front page: each hypothesis of every sweep reported into `out`, its verdict,
+    the figure that shows it and what the literature found (the `literature` its sweep file declares now: commentary,
+    not part of any run); then the sweeps, their runs and compute; then the declared studies with no report yet."""
+    declared = declared or {}
+    infos = [json.loads(path.read_text()) for path in sorted(out.glob(f"*/{SUMMARY}"))]
+    lines = [
+        "# Reports",
+        "",
+        "The study's front page, regenerated by `rnnbench-report` from the run records each sweep's",
+    ]
+    lines += ["folder holds (`runs.jsonl.gz`): every number below comes from recorded runs.", ""]
+    lines += ["| claim | study | verdict | figure | literature |", "|---|---|---|---|---|"]
+    for info in infos:
         name = info["experiment"]
-        lines.append(f"| [{name}]({path.parent.name}/README.md) | {info['claim']} | {info['runs']} | {verdicts} |")
+        literature = {h.id: h.literature for h in declared[name].hypotheses} if name in declared else {}
+        for f in info["findings"]:
+            claim = _cell(f.get("claim") or f.get("sentence", ""))
+            figure = f"[{f['figure'][:-4]}]({name}/{f['figure']})" if f.get("figure") else ""
+            study = f"[{name}]({name}/README.md) `{f.get('id', '')}`"
+            said = _cell(literature.get(f.get("id", ""), ""))
+            lines.append(f"| {claim} | {study} | {_cell(_index_verdict(f))} | {figure} | {said} |")
+    lines += ["", "| sweep | seed's claim | runs | compute |", "|---|---|---|---|"]
+    for info in infos:
+        name = info["experiment"]
+        compute = _cell(info.get("compute", ""))
+        lines.append(f"| [{name}]({name}/README.md) | {_cell(info['claim'])} | {info['runs']} | {compute} |")
+    reported = {info["experiment"] for info in infos}
+    waiting = sorted(name for name in declared if name not in reported)
+    if waiting:
+        lines += ["", "Declared studies not reported yet (run `rnnbench-study NAME`, then `rnnbench-report`):", ""]
+        lines += [f"- `{name}`: {_cell(declared[name].claim)}" for name in waiting]
     index = out / "README.md"
     index.write_text("\n".join(lines) + "\n")
     return index

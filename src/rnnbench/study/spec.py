@@ -44,6 +44,13 @@ class Hypothesis:
     metric: str | None = None  # a test metric name without `test/` (default: the task's primary metric)
     margin: float | None = None  # `similar` only
     margin_kind: str = "fraction"
+    literature: str = ""  # what published work found on this claim: the report's front page sets it beside the verdict
+    figure: str | None = None  # the plot that shows it (default: solved.png for solves/faster, else factor.png)
+
+    @property
+    def figure_name(self) -> str:
+        """The plot file of the sweep's report that shows this hypothesis."""
+        return self.figure or ("solved.png" if self.relation in ("solves", "faster") else "factor.png")
 
     def applies(self, task: str, x: float | None) -> bool:
         """Whether a (task, factor value) group is one this hypothesis speaks about."""
@@ -147,6 +154,7 @@ def _ints(where: str, value: Any) -> tuple[int, ...]:
 def _hypothesis(where: str, node: Any) -> Hypothesis:
     node = _mapping(where, node)
     fields = ("id", "variant", "relation", "claim", "tasks", "factor", "metric", "margin", "margin_kind")
+    fields += ("literature", "figure")
     _keys(where, node, fields)
     for required in ("id", "variant", "relation"):
         if required not in node:
@@ -176,6 +184,8 @@ def _hypothesis(where: str, node: Any) -> Hypothesis:
         metric=None if metric is None else _str(f"{where}.metric", metric).removeprefix("test/"),
         margin=None if margin is None else float(margin),
         margin_kind=_str(f"{where}.margin_kind", node.get("margin_kind", "fraction"), MARGIN_KINDS),
+        literature=str(node.get("literature") or ""),
+        figure=None if node.get("figure") is None else _str(f"{where}.figure", node["figure"]),
     )
 
 

@@ -91,6 +91,16 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
     return Launch(name, study, grid, tuple(overrides), config_dir, directory or Path("outputs/studies") / name)
 
 
+def declared_studies(config_dir: str | None = None) -> dict[str, Study]:
+    """Every sweep that declares a study (shipped, or in a user's --config-dir), as its sweep file declares it now."""
+    studies = {}
+    for name in group_options("sweep", config_dir):
+        study = compose_config([f"+sweep={name}"], config_dir).get("study")
+        if study is not None:
+            studies[name] = parse_study(OmegaConf.to_container(study, resolve=True))
+    return studies
+
+
 def _values(launch: Launch, key: str) -> list[str]:
     override = _parse(f"{key}={launch.grid[key]}")
     return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]

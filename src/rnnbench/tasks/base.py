@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torchmetrics import MetricCollection
 
-from rnnbench.training.solve import SolveCriterion
+from rnnbench.tasks.solve import SolveCriterion
 
 SPLITS = ("train", "val", "test")
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,8 +97,11 @@ def hydra_group_options(group: str) -> list[str]:
     return sorted(o for o in options if not o.startswith("_"))
 
 
-def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = None) -> list[list[str]]:
-    """The override list of every job a (multi)run launches; large sweeps are cut to one-value-at-a-time."""
+def job_overrides(
+    overrides: list[str], sweeper_params: dict[str, str] | None = None, crossed: Iterable[str] = ()
+) -> list[list[str]]:
+    """The override list of every job a (multi)run launches; large sweeps are cut to one-value-at-a-time, except the
+    `crossed` keys (a study's compared keys), whose values are always crossed in full: every variant gets checked."""
     parser = OverridesParser.create()
     given = parser.parse_overrides(list(overrides))
     keys = {o.get_key_element().lstrip("+~") for o in given}
@@ -105,20 +109,20 @@ def job_overrides(overrides: list[str], sweeper_params: dict[str, str] | None = 
     swept = [f"{k}={v}" for k, v in (sweeper_params or {}).items() if k not in keys]
     parsed = parser.parse_overrides(swept) + given
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    sweeps = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed if o.is_sweep_override()
-    ]
+    sweeps = {
+        o.get_key_element(): [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        for o in parsed
+        if o.is_sweep_override()
+    }
     if not sweeps:
         return [fixed]
-    total = 1
-    for values in sweeps:
-        total *= len(values)
-    if total <= FULL_PRODUCT_LIMIT:
-        return [fixed + list(combo) for combo in itertools.product(*sweeps)]
-    firsts = [values[0] for values in sweeps]
-    jobs = [fixed + firsts]
-    for i, values in enumerate(sweeps):
-        jobs += [fixed + firsts[:i] + [v] + firsts[i + 1 :] for v in values[1:]]
+    if math.prod(len(values) for values in sweeps.values()) <= FULL_PRODUCT_LIMIT:
+        return [fixed + list(combo) for combo in itertools.product(*sweeps.values())]
+    crossed = [key for key in sweeps if key.lstrip("+~") in set(crossed)]
+    firsts = {key: values[0] for key, values in sweeps.items()}
+    combos = [dict(zip(crossed, combo, strict=True)) for combo in itertools.product(*(sweeps[k] for k in crossed))]
+    combos += [{key: value} for key in sweeps if key not in crossed for value in sweeps[key][1:]]
+    jobs = [fixed + [combo.get(key, first) for key, first in firsts.items()] for combo in combos]
     return jobs
 
 
@@ -318,7 +322,12 @@ def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain(err, overrides, user_config_dir)) from err
     sweeper = dict(base.hydra.sweeper.get("params") or {}) if base is not None else {}
-    jobs = job_overrides(overrides, sweeper) if multirun else [overrides]
+    study = base.get("study") if base is not None else None
+    try:
+        compared = parse_study(OmegaConf.to_container(study, resolve=True)).compare if study is not None else ()
+    except StudyError as err:
+        raise ConfigError(str(err)) from err
+    jobs = job_overrides(overrides, sweeper, compared) if multirun else [overrides]
     labels: dict[str, set[str]] = {}  # study block (as JSON) -> the variant labels its jobs produce
     for job in jobs:
         try:
@@ -353,7 +362,8 @@ def _check_study_variants(
             check_variants(study, variants)
         except StudyError:
             own = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in sweeper]
-            grid = {_variant(compose_config(job, user_config_dir)) for job in job_overrides(own, sweeper)}
+            jobs = job_overrides(own, sweeper, study.compare)
+            grid = {_variant(compose_config(job, user_config_dir)) for job in jobs}
             try:
                 check_variants(study, variants | grid)
             except StudyError as err:
