@@ -79,10 +79,15 @@ def test_both_at_chance_is_neither_learned_even_when_significant() -> None:
     assert rank_test(values["gru"], values["lstm"], True).p_better < 0.05
     _, (result,), (found,) = only(runs(study(worse), values))
     assert (result.verdict, result.tested, found.verdict) == (NEITHER, False, NEITHER)
-    # a reference that did not learn never counts, whichever way the variant went
-    values["gru"] = [0.9] * 5
+    # a "better" claim is tested when only the variant learned: the reference failing is the effect it predicts
+    values["gru"] = [0.9, 0.91, 0.92, 0.93, 0.94]
     _, (result,), (found,) = only(runs(study(worse), values))
-    assert (result.verdict, found.verdict) == (REFERENCE_FAILED, INCONCLUSIVE)
+    assert (result.tested, result.verdict, found.verdict) == (True, REPRODUCED, REPRODUCED)
+    # any other claim needs the reference to have learned, whichever way the variant went
+    for relation in ("worse", "similar"):
+        claim = {"id": "h", "variant": "gru", "relation": relation} | ({"margin": 0.1} if relation == "similar" else {})
+        _, (result,), (found,) = only(runs(study(claim), values))
+        assert (result.verdict, found.verdict) == (REFERENCE_FAILED, INCONCLUSIVE), relation
 
 
 def test_a_diverged_run_is_counted_as_the_worst_value_not_dropped() -> None:

@@ -25,12 +25,13 @@ TAUS = np.linspace(0.0, 1.0, 101)  # performance-profile thresholds on the norma
 
 
 def normalised(row: Row) -> float:
-    """(value - baseline) / (perfect - baseline); 0 for a run without a value; NaN where the task lacks either."""
+    """(value - baseline) / (perfect - baseline), at least 0; 0 for a run without a value; NaN without either."""
     if row.baseline is None or row.perfect is None or row.perfect == row.baseline:
         return math.nan
     if not row.ok:
         return 0.0
-    return (row.value - row.baseline) / (row.perfect - row.baseline)
+    # clipped at 0: a finished run worse than the trivial baseline learned no more than a failed one
+    return max(0.0, (row.value - row.baseline) / (row.perfect - row.baseline))
 
 
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -32,6 +32,7 @@ from rnnbench.reports.tuning import Sensitivity, sensitivities
 from rnnbench.study.spec import Study, StudyError, parse_study
 
 COUNTED = ("failed", "diverged")  # shown in their own columns; any other unfinished status is counted as "other"
+ENDED = (OK, *COUNTED)  # what the tests count: a result or a failure; running / interrupted runs are rerun, not failed
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,9 @@ def _tests(study: Study, eval_cells: dict[CellKey, list[Row]]) -> list[GroupResu
 
         def side(group: tuple, variant: str, h=h) -> Side:
             stage, task, setting, x = group
-            return Side(variant, tuple(eval_cells.get(CellKey(stage, task, setting, x, variant), [])), h.metric)
+            rows = eval_cells.get(CellKey(stage, task, setting, x, variant), [])
+            # a result or a failure counts; a run still running or interrupted is neither (a relaunch reruns it)
+            return Side(variant, tuple(r for r in rows if r.status in ENDED), h.metric)
 
         covered = [g for g in groups if h.applies(g[1], g[3])]
         covered = [g for g in covered if side(g, h.variant).rows and side(g, str(study.reference)).rows]

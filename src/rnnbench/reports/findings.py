@@ -134,6 +134,8 @@ class GroupResult:
     estimate: str = ""  # the effect, in words and numbers
     p: float = math.nan  # the one-sided p-value in the direction the data point
     towards_claim: bool = True  # whether that direction is the claim's
+    p_claim: float = math.nan  # the one-sided p-value towards the claim (Holm family "reproduced")
+    p_other: float = math.nan  # ... and away from it (Holm family "not reproduced")
     p_adj: float = math.nan
     verdict: str = INCONCLUSIVE
     to_decide: str = ""  # for an undecided group: what would decide it
@@ -148,11 +150,16 @@ def _fmt(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
 
+VARIANT_GAINS = ("better", "solves", "faster")  # claims that the variant learns where the reference may not
+
+
 def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None:
-    """Step 1 of the rule: a group whose reference did not learn has no test (None: go on and test it)."""
+    """Step 1 of the rule (None: go on and test it). A claim that the variant does better (better, solves, faster)
+    is tested whenever either variant learned: the reference failing where the variant learns is the effect it
+    predicts. Any other claim (worse, similar, interaction) needs the reference to have learned."""
     if not base.reference.rows or not base.variant.rows:
         return replace(base, status="too few runs", to_decide="runs of both variants")
-    if ref.has_learned:
+    if ref.has_learned or (var_learned and base.hypothesis.relation in VARIANT_GAINS):
         return None
     status = REFERENCE_FAILED if var_learned else NEITHER
     learnt = f"{ref.variant} beat its baseline in {ref.learned}/{ref.runs} runs"
@@ -162,7 +169,7 @@ def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None
 def _directional(base: GroupResult, p_claim: float, p_other: float) -> GroupResult:
     """Keep the one-sided p-value of the direction the data point (the smaller one)."""
     towards = p_claim <= p_other
-    return replace(base, p=p_claim if towards else p_other, towards_claim=towards)
+    return replace(base, p=p_claim if towards else p_other, towards_claim=towards, p_claim=p_claim, p_other=p_other)
 
 
 def test_group(h: Hypothesis, task: str, setting: str, x: float | None, ref: Side, var: Side) -> GroupResult:
@@ -219,8 +226,8 @@ def _similar(base: GroupResult, h: Hypothesis, ref: Side, var: Side) -> GroupRes
     estimate = (
         f"diff {_fmt(e.diff)}, 90% CI [{_fmt(e.low)}, {_fmt(e.high)}] (width {_fmt(width)}), margin +-{_fmt(margin)}"
     )
-    out = replace(base, estimate=estimate, p=e.p_inside if abs(e.diff) < margin else e.p_outside)
-    out = replace(out, towards_claim=abs(e.diff) < margin)
+    out = _directional(replace(base, estimate=estimate), e.p_inside, e.p_outside)
+    out = replace(out, towards_claim=abs(e.diff) < margin, p=e.p_inside if abs(e.diff) < margin else e.p_outside)
     return replace(out, planning=("equivalence", seeds_for_equivalence(a, b, margin)))
 
 
@@ -296,16 +303,20 @@ def _plan(result: GroupResult, alpha: float) -> str:
 def decide(results: Sequence[GroupResult], alpha: float = ALPHA) -> list[GroupResult]:
     """Step 3: Holm over the tested groups of the whole study, then each group's verdict."""
     tested = [i for i, r in enumerate(results) if r.tested]
-    adjusted = dict(zip(tested, holm([results[i].p for i in tested], alpha), strict=True))
+    # Two families, each over every tested group at alpha: "reproduced" rests on the p-values towards the claims,
+    # "not reproduced" on those away from them, so each kind of wrong verdict has a family-wise rate <= alpha
+    # (taking the smaller of the two one-sided p-values into one family would double it).
+    claim = dict(zip(tested, holm([results[i].p_claim for i in tested], alpha), strict=True))
+    other = dict(zip(tested, holm([results[i].p_other for i in tested], alpha), strict=True))
     per_test = alpha / max(len(tested), 1)
     out = []
     for i, r in enumerate(results):
-        if i not in adjusted:
+        if i not in claim:
             out.append(r)
             continue
-        p_adj = adjusted[i]
-        if p_adj < alpha:
-            verdict = REPRODUCED if r.towards_claim else NOT_REPRODUCED
+        p_adj = claim[i] if r.towards_claim else other[i]
+        if claim[i] < alpha or other[i] < alpha:
+            verdict = REPRODUCED if claim[i] < alpha else NOT_REPRODUCED
             out.append(replace(r, p_adj=p_adj, verdict=verdict, to_decide=""))
         else:
             out.append(replace(r, p_adj=p_adj, verdict=INCONCLUSIVE, to_decide=_plan(r, per_test)))
@@ -382,14 +393,20 @@ def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:
     tests = "; ".join(f"*{r}*: {TESTS[r]}" for r in relations)
     return [
         "**Rule.** Per group (task x setting x factor value; for an interaction, task x setting over the factor "
-        f"range): the reference must have learned (at least half of its runs beat the task's trivial baseline or "
-        f'solved it) for the test to count either way, and a group where neither variant learned is "neither '
-        f'learned". Tests: {tests}. Each test is one-sided, in the direction the data point: significant towards '
-        "the claim is reproduced, significant away from it is not reproduced, anything else is inconclusive. "
-        "Failed and diverged runs stay in: the worst value in rank tests, not solved in solve counts, censored at "
-        "the step budget in steps to solve, the trivial baseline in means.",
+        "range), a variant has learned when at least half of its runs beat the task's trivial baseline or solved "
+        "it. A claim that the variant does better (*better*, *solves*, *faster*) is tested when either variant "
+        "learned; any other claim (*worse*, *similar*, *interaction*) only when the reference learned (else "
+        f'"reference did not learn"); a group where neither learned is "neither learned". Tests: {tests}. Each '
+        "test is one-sided, in both directions: significant towards the claim is reproduced, significant away from "
+        "it is not reproduced, anything else is inconclusive. Failed and diverged runs stay in: the worst value in "
+        "rank tests, not solved in solve counts, censored at the step budget in steps to solve, the trivial "
+        "baseline in means; runs still running or interrupted are left out (a relaunch reruns them). With "
+        "`stop_on_solve` a solved run's test metric is read at the check that solved it, just past the threshold: "
+        "among solved runs a continuous metric then says little beyond solved or not.",
         f"**Family.** Holm's step-down adjustment over the {family} test(s) this study ran (every hypothesis x group "
-        f"where the reference learned), at alpha = {alpha}; the tables show raw and adjusted p.",
+        f"that was tested), at alpha = {alpha}, in two families: the one-sided p-values towards the claims decide "
+        f'"reproduced", those away from them "not reproduced", so each kind of wrong verdict has a family-wise error '
+        "rate of at most alpha; the tables show the raw and adjusted p of the direction the data point.",
         "**Over groups.** A hypothesis is reproduced when more than half of its groups reproduce it and none "
         'contradicts it; not reproduced when more than half contradict it and none reproduces it; "neither '
         'learned" when no group had a variant that learned; otherwise inconclusive, so one group of several cannot '

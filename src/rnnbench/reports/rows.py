@@ -8,11 +8,13 @@ run.json holds (a W&B-sourced row has none).
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 
 from rnnbench.study.spec import Study, lookup
 from rnnbench.training.train import run_name
@@ -119,11 +121,22 @@ def experiment_of(record: dict[str, Any]) -> str:
 
 
 def _perfect(config: dict[str, Any]) -> float | None:
-    """The task class's best possible primary-metric value, None where the class cannot be located."""
+    """The primary metric's best possible value for records written before run.json held it: the task's, built from
+    its config (an instance's value can depend on it: counting's is its longest tested n), else its class's."""
+    task = config.get("task") if isinstance(config.get("task"), dict) else None
+    return None if task is None else _task_perfect(json.dumps(task, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _task_perfect(task_json: str) -> float | None:
+    task = json.loads(task_json)
     try:
-        return _number(getattr(get_class(str(config["task"]["_target_"])), "perfect", None))
-    except (KeyError, TypeError, ImportError, ValueError):
-        return None
+        return _number(instantiate(task).perfect)  # builds no data: tasks read it in setup()
+    except Exception:  # a task that cannot be built here (its data absent): its class's value
+        try:
+            return _number(getattr(get_class(str(task["_target_"])), "perfect", None))
+        except (KeyError, TypeError, ImportError, ValueError):
+            return None
 
 
 def _val_value(record: dict[str, Any], metric: str) -> float | None:
@@ -172,7 +185,7 @@ def to_row(record: dict[str, Any], study: Study) -> Row:
         steps_to_solve=_int(record.get("steps_to_solve")),
         max_steps=_int(record.get("max_steps", lookup(config, "trainer.max_steps"))),
         val_value=_val_value(record, metric),
-        perfect=_perfect(config),
+        perfect=_number(record["perfect"]) if "perfect" in record else _perfect(config),
         tuned=tuned,
         tuning=record.get("tuning"),
         test=test,

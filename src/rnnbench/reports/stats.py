@@ -36,6 +36,7 @@ RESAMPLES = 2000  # bootstrap resamples
 PERMUTATIONS = 2000  # log-rank: exact when the relabellings are at most this many, Monte Carlo otherwise
 MAX_SEEDS = 200  # planning figures stop here ("more than 200")
 NAN = float("nan")
+EXACT_MIN_RUNS = 5  # runs per side before identical values on both sides count as an exactly known difference
 
 
 def _rng() -> np.random.Generator:
@@ -182,11 +183,12 @@ def _welch_ci(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[float, f
 def equivalence(a: Sequence[float], b: Sequence[float], margin: float) -> Equivalence:
     """Welch TOST of |mean(a) - mean(b)| < margin; with no spread on either side the difference is exact."""
     x, y = _array(a), _array(b)
-    if x.size < 2 or y.size < 2:
+    if x.size < 2 or y.size < 2 or (x.var() == 0 and y.var() == 0 and min(x.size, y.size) < EXACT_MIN_RUNS):
         d = float(x.mean() - y.mean()) if x.size and y.size else NAN
         return Equivalence(d, NAN, NAN, NAN, NAN)
     d = float(x.mean() - y.mean())
-    if x.var() == 0 and y.var() == 0:  # a t statistic would be infinite: the difference is known exactly
+    if x.var() == 0 and y.var() == 0 and min(x.size, y.size) >= EXACT_MIN_RUNS:
+        # a t statistic would be infinite: with enough runs that all agree, the difference is taken as known
         inside = abs(d) < margin
         return Equivalence(d, d, d, 0.0 if inside else 1.0, 1.0 if inside or abs(d) == margin else 0.0)
     p_inside = float(ttost_ind(x, y, -margin, margin, usevar="unequal")[0])

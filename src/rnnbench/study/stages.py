@@ -91,6 +91,14 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
     return Launch(name, study, grid, tuple(overrides), config_dir, directory or Path("outputs/studies") / name)
 
 
+def eval_stops(study: Study) -> bool:
+    """Whether evaluation runs stop at their first solved check: only when every hypothesis reads solves or steps
+    (solves, faster). Stopped there, a solved run's test metric sits just past the threshold, so a better, worse,
+    similar or interaction claim on the metric would compare runs cut off at the same line; those studies train
+    their evaluation runs for the whole budget and test the best checkpoint (tuning always stops on solve)."""
+    return all(h.relation in ("solves", "faster") for h in study.hypotheses)
+
+
 def declared_studies(config_dir: str | None = None) -> dict[str, Study]:
     """Every sweep that declares a study (shipped, or in a user's --config-dir), as its sweep file declares it now."""
     studies = {}
@@ -126,7 +134,13 @@ def stage_overrides(launch: Launch, stage: str) -> list[str]:
         return [*user, "stage=tune", "stop_on_solve=true", *extra]
     if stage == "eval":
         seeds = f"seed={_joined(launch.study.seeds)}"
-        return [*user, "stage=eval", "stop_on_solve=true", f"tuned={SELECTION_FROM_JOB}", seeds]
+        return [
+            *user,
+            "stage=eval",
+            f"stop_on_solve={str(eval_stops(launch.study)).lower()}",
+            f"tuned={SELECTION_FROM_JOB}",
+            seeds,
+        ]
     raise StudyError(f"unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
 
 

@@ -56,6 +56,8 @@ class SolveTracker(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit" or self.criterion is None or self.record["solved"]:
             return
+        if self.record.get("status") != "running":  # diverged (or failed) at an earlier step: a later check is moot
+            return
         value = trainer.callback_metrics.get(self.criterion.key)
         if value is not None and self.criterion.met(float(value)):
             self.record.update(solved=True, steps_to_solve=trainer.global_step)

@@ -116,6 +116,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "versions": versions(),
         "baseline": task.baseline(),
         "primary_metric": task.primary_metric,
+        "perfect": task.perfect,  # the primary metric's best value (an instance's: counting's depends on its range)
         "higher_is_better": task.higher_is_better,
         "stage": cfg.get("stage"),
         "tuning": tuning,
@@ -163,8 +164,10 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         )
         trainer.fit(module, datamodule=task)
         if record["status"] == "running":
+            # the validation metrics of the model tested: the best check's, or without checkpoints the last one's
+            checks = record["history"] if cfg.checkpoint else record["history"][-1:]
             ended = {
-                "best_val": _best_val(record["history"], monitor, mode),
+                "best_val": _best_val(checks, monitor, mode),
                 "clip_fraction": module.clip_count / max(trainer.global_step, 1),
                 "checkpoint": checkpoint.best_model_path or None,
             }
