@@ -57,7 +57,6 @@ def test_the_committed_fixture_report_regenerates_from_its_records(tmp_path: Pat
     assert files(tmp_path / "reports" / "fixture") == files(FIXTURE / "fixture")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sweep", sorted(p.parent.name for p in REPO_REPORTS.glob(f"*/{ARCHIVE_NAME}")))
 def test_every_committed_report_regenerates_from_its_records(sweep: str, tmp_path: Path, monkeypatch) -> None:
     shutil.copytree(REPO_REPORTS / sweep, tmp_path / "reports" / sweep)
