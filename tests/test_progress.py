@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from rnnbench.tracking.run_record import write_record
-from rnnbench.training.progress import PROGRESS_NAME, progress_line, result_line
+from rnnbench.training.progress import PROGRESS_NAME, job_count, progress_line, result_line
 
 SMALL = ["trainer=smoke", "task.n_train=128", "task.n_val=64", "task.n_test=64", "task.batch_size=32"]
 
@@ -66,3 +68,11 @@ def test_a_joblib_sweep_prints_a_line_per_job_from_its_workers(tmp_path: Path) -
     head = r"\[1/2\] model=rnn,task.cache_dir=.*: (failed|finished) \| \d failed, 0 diverged so far"
     assert re.match(head + r" \| ETA \d+m\d\ds$", first)
     assert re.match(r"\[2/2\] .*: (failed|finished) \| 1 failed, 0 diverged so far$", last)
+
+
+def test_the_job_count_leaves_hydra_runtime_interpolations_unresolved() -> None:
+    """A study's eval stage passes tuned=${hydra:sweep.dir}/...: counting its jobs must not resolve it."""
+    sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"seed": "0,1,2"}}
+    task = ["tuned=${hydra:sweep.dir}/../selection.json", "model=lstm,gru"]
+    config = OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})
+    assert job_count(config) == 6

@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
 
@@ -33,8 +33,10 @@ def job_count(config: DictConfig) -> int | None:
     """How many jobs the multirun launches (Hydra's basic sweeper's own expansion); None for other sweepers."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
-    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    # unresolved: an override may interpolate Hydra's runtime (a study's tuned=${hydra:sweep.dir}/...), not yet set
+    params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=False)
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    overrides = OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *task])
     return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
 
 
