@@ -107,6 +107,27 @@ def test_the_tuning_stage_never_builds_the_test_split(monkeypatch: pytest.Monkey
     assert sorted(built) == ["test", "train", "val"] and "test/mse" in record["test"] and record["stage"] == "eval"
 
 
+def test_a_data_dependent_baseline_is_scored_on_val_when_tuning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ecg_anomaly's baseline reads a split's positive rate: the test split's, but the validation split's in tuning."""
+    from rnnbench.tasks.ecg_anomaly import EcgAnomalyTask
+
+    built: list[str] = []
+    original = EcgAnomalyTask.build_split
+
+    def spy(self: EcgAnomalyTask, split: str) -> object:
+        built.append(split)
+        return original(self, split)
+
+    monkeypatch.setattr(EcgAnomalyTask, "build_split", spy)
+    ecg = ["task=ecg_anomaly", "task.seq_len=100", "task.n_train=16", "task.n_val=8", "task.n_test=8"]
+    record = run(["stage=tune", *ecg], tmp_path / "tune")
+    assert "test" not in built and record["baseline_split"] == "val" and record["status"] == "finished"
+    record = run(["stage=eval", *ecg], tmp_path / "eval")
+    assert "test" in built and record["baseline_split"] == "test"
+
+
 def test_the_tested_checkpoint_is_the_best_primary_metric_not_the_best_loss(
     monkeypatch: pytest.MonkeyPatch, run_dir: Path
 ) -> None:

@@ -211,6 +211,9 @@ class SequenceTask(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.solve = None if solve is None else SolveCriterion.parse(solve)
         self.splits: dict[str, ColumnDataset] = {}
+        # The split a data-dependent baseline is scored on: test, or val in a study's tuning stage, which never reads
+        # the test split (train.py sets it). Tasks whose baseline is a formula ignore it.
+        self.baseline_split = "test"
 
     @property
     def label(self) -> str:

@@ -473,7 +473,7 @@ class ChoralesTask(SequenceTask):
         """Input-blind Bernoulli per pitch at its add-one smoothed train frequency, scored on the test split
         (`loss`, `nll`, `acc`); `acc_repeat` repeats the previous frame; `nll_markov` is a two-state Markov chain
         per pitch fitted on train. See the module docstring."""
-        train, test = self.chunks("train"), self.chunks("test")
+        train, test = self.chunks("train"), self.chunks(self.baseline_split)  # test (val when tuning)
         on, frames = target_counts(train)
         p = (on + 1) / (frames + 2)
         test_on, test_frames = target_counts(test)

@@ -273,5 +273,5 @@ class EcgAnomalyTask(SequenceTask):
         return float(np.asarray(y).mean())
 
     def baseline(self) -> dict[str, float]:
-        """Input-blind, at the test split's positive rate; see the module docstring."""
-        return constant_baseline(self.positive_rate("test"))
+        """Input-blind, at the scored split's positive rate (test; val when tuning); see the module docstring."""
+        return constant_baseline(self.positive_rate(self.baseline_split))

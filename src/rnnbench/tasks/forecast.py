@@ -228,9 +228,16 @@ class ForecastTask(SequenceTask):
         return pred * std + mean, batch["y"] * std + mean
 
     def baseline(self) -> dict[str, float]:
-        """Naive and seasonal-naive scores on the test windows; the plain keys (and loss) are the stronger by MSE."""
+        """Naive and seasonal-naive scores on the scored windows (test; val when tuning); the plain keys (and loss)
+        are the stronger by MSE."""
         inputs, targets, _ = raw_windows(
-            self.series, "test", self.sizes["test"], self.seq_len, self.horizon, self.val_fraction, self.test_fraction
+            self.series,
+            self.baseline_split,  # test (val when tuning)
+            self.sizes[self.baseline_split],
+            self.seq_len,
+            self.horizon,
+            self.val_fraction,
+            self.test_fraction,
         )
         target = torch.as_tensor(targets).contiguous()  # torchmetrics flattens with .view
         scores = {}

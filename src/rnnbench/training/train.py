@@ -100,6 +100,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
     get_class(cfg.task._target_).check_model_class(get_class(cfg.model._target_))  # before any data is read
     task = instantiate(cfg.task)
     check_protocol(cfg, task)
+    if cfg.get("stage") == "tune":
+        task.baseline_split = "val"  # tuning never reads the test split, not even for a data-dependent baseline
     body = instantiate(cfg.model, **task.model_kwargs())
     module = SequenceModule(body, task, cfg.optim)
 
@@ -115,6 +117,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "git_sha": git_sha(),
         "versions": versions(),
         "baseline": task.baseline(),
+        "baseline_split": task.baseline_split,
         "primary_metric": task.primary_metric,
         "perfect": task.perfect,  # the primary metric's best value (an instance's: counting's depends on its range)
         "higher_is_better": task.higher_is_better,
