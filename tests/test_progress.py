@@ -76,3 +76,5 @@ def test_the_job_count_leaves_hydra_runtime_interpolations_unresolved() -> None:
     task = ["tuned=${hydra:sweep.dir}/../selection.json", "model=lstm,gru"]
     config = OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})
     assert job_count(config) == 6
+    config.hydra.sweeper.params = None  # a multirun from the command line alone
+    assert job_count(config) == 2

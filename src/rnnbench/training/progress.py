@@ -34,7 +34,8 @@ def job_count(config: DictConfig) -> int | None:
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
     # unresolved: an override may interpolate Hydra's runtime (a study's tuned=${hydra:sweep.dir}/...), not yet set
-    params = OmegaConf.to_container(config.hydra.sweeper.get("params") or {}, resolve=False)
+    swept = config.hydra.sweeper.get("params")
+    params = {} if swept is None else OmegaConf.to_container(swept, resolve=False)
     task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     overrides = OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *task])
     return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
