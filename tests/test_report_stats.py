@@ -139,6 +139,22 @@ def test_two_sweep_folders_with_different_seq_len_are_not_pooled() -> None:
         analyse("study", short + short)
 
 
+def test_runs_of_a_study_that_added_seeds_pool_and_a_changed_hypothesis_stops_the_report() -> None:
+    """Blocks that differ only in their evaluation seeds are one study (seeds 0-2, then 3-5 added); another
+    difference in the block is a different study, reported apart."""
+    block = study({"id": "h", "variant": "gru", "relation": "better"})
+    first = runs({**block, "seeds": [0, 1, 2]}, {"lstm": [0.5, 0.6, 0.55], "gru": [0.9, 0.8, 0.85]})
+    more = [{**r, "seed": r["seed"] + 3} for r in runs({**block, "seeds": [0, 1, 2, 3, 4, 5]}, {"lstm": [0.5] * 3})]
+    for r in more:
+        r["config"] = {**r["config"], "seed": r["seed"]}
+    analysis, (result,), _ = only(first + more)
+    assert analysis.study.seeds == (0, 1, 2, 3, 4, 5) and analysis.splits == {}
+    assert (result.reference.runs, result.variant.runs) == (6, 3)
+    other = runs(study({"id": "h", "variant": "gru", "relation": "worse"}), {"lstm": [0.5], "gru": [0.9]})
+    with pytest.raises(PoolingError, match="different study blocks"):
+        analyse("study", first + other)
+
+
 def test_tuning_and_evaluation_runs_never_pool() -> None:
     block = {**study(), "tuning": {"grid": [1e-3, 1e-2], "seeds": [1000]}}
     evals = runs(block, {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, tuning={"value": 1e-2, "at_edge": True})

@@ -164,18 +164,27 @@ def _tests(study: Study, eval_cells: dict[CellKey, list[Row]]) -> list[GroupResu
 
 
 def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
-    """The one study block the records carry (none: compare by cell, no hypotheses)."""
-    blocks = {json.dumps(r.get("config", {}).get("study"), sort_keys=True) for r in records}
+    """The one study block the records carry (none: compare by cell, no hypotheses). Blocks that differ only in
+    their evaluation seeds are one study (a launch that added seeds to an undecided one): its seeds are their union."""
+    found = [r.get("config", {}).get("study") for r in records]
+    blocks = {json.dumps(_without_seeds(b), sort_keys=True) for b in found}
     if len(blocks) > 1:
         raise PoolingError(
-            f"runs of experiment {experiment} record {len(blocks)} different study blocks: report each sweep's runs "
-            "separately (or re-run them with one sweep file)"
+            f"runs of experiment {experiment} record {len(blocks)} different study blocks (seeds aside): report each "
+            "sweep's runs separately (or re-run them with one sweep file)"
         )
     block = json.loads(blocks.pop()) if blocks else None
+    if block is not None:
+        seeds = sorted({s for b in found if b for s in b.get("seeds") or []})
+        block = {**block, "seeds": seeds} if seeds else block
     try:
         return parse_study(block) if block is not None else Study()
     except StudyError as err:
         raise PoolingError(f"experiment {experiment}: {err}") from err
+
+
+def _without_seeds(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if block is None else {k: v for k, v in block.items() if k != "seeds"}
 
 
 def analyse(experiment: str, records: Sequence[dict[str, Any]]) -> Analysis:

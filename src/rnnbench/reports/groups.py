@@ -25,7 +25,7 @@ from rnnbench.study.spec import Study
 # Keys that never make two runs unlike: what tells seeds apart, where outputs go, how progress is shown/logged.
 FREE_KEYS = ("seed", "task.data_seed", "task.cache_dir", "study", "tuned", "experiment", "tags", "threads", "resume")
 FREE_PREFIXES = ("logger", "diagnostics", "hydra", "trainer.enable_progress_bar", "trainer.enable_model_summary")
-FREE_PREFIXES += ("trainer.log_every_n_steps",)
+FREE_PREFIXES += ("trainer.log_every_n_steps", "study")  # the study block as a whole: analysis.study_of checks it
 
 
 class PoolingError(ValueError):
