@@ -90,15 +90,21 @@ def test_history_entries_carry_step_train_loss_and_step_time(run_dir: Path) -> N
     assert record["history"][0]["train/loss"] != record["history"][1]["train/loss"]  # reset at each check
 
 
-def test_the_tuning_stage_never_builds_the_test_split(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def built_splits(monkeypatch: pytest.MonkeyPatch, task_class: type) -> list[str]:
+    """The splits a task class builds from now on, in order (a spy on its build_split)."""
     built: list[str] = []
-    original = AddingTask.build_split
+    original = task_class.build_split
 
-    def spy(self: AddingTask, split: str) -> object:
+    def spy(self: object, split: str) -> object:
         built.append(split)
         return original(self, split)
 
-    monkeypatch.setattr(AddingTask, "build_split", spy)
+    monkeypatch.setattr(task_class, "build_split", spy)
+    return built
+
+
+def test_the_tuning_stage_never_builds_the_test_split(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    built = built_splits(monkeypatch, AddingTask)
     record = run(["stage=tune", "task.seq_len=7"], tmp_path / "tune")
     assert sorted(built) == ["train", "val"] and "test" not in record and "beats_baseline" not in record
     assert record["stage"] == "tune" and record["status"] == "finished" and record["best_val"]["step"] in (3, 6, 9, 12)
@@ -113,14 +119,7 @@ def test_a_data_dependent_baseline_is_scored_on_val_when_tuning(
     """ecg_anomaly's baseline reads a split's positive rate: the test split's, but the validation split's in tuning."""
     from rnnbench.tasks.ecg_anomaly import EcgAnomalyTask
 
-    built: list[str] = []
-    original = EcgAnomalyTask.build_split
-
-    def spy(self: EcgAnomalyTask, split: str) -> object:
-        built.append(split)
-        return original(self, split)
-
-    monkeypatch.setattr(EcgAnomalyTask, "build_split", spy)
+    built = built_splits(monkeypatch, EcgAnomalyTask)
     ecg = ["task=ecg_anomaly", "task.seq_len=100", "task.n_train=16", "task.n_val=8", "task.n_test=8"]
     record = run(["stage=tune", *ecg], tmp_path / "tune")
     assert "test" not in built and record["baseline_split"] == "val" and record["status"] == "finished"
