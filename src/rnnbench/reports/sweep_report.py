@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from rnnbench.reports.tables import (
     variants_table,
 )
 from rnnbench.study.spec import Study
+from rnnbench.tracking.run_record import stamp_seconds
 
 SUMMARY = "summary.json"
 
@@ -60,16 +60,9 @@ def study_command(analysis: Analysis) -> str:
     return shlex.join(["rnnbench-study", analysis.experiment, *own])
 
 
-def _timestamp(value: Any) -> float | None:
-    try:
-        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
-
-
 def compute_line(records: list[dict[str, Any]]) -> str:
     """'Compute: 104 runs, 2.1 h of job time, 1.1 h wall (first start to last end).' from the records' timestamps."""
-    spans = [(_timestamp(r.get("started_at")), _timestamp(r.get("finished_at"))) for r in records]
+    spans = [(stamp_seconds(r.get("started_at")), stamp_seconds(r.get("finished_at"))) for r in records]
     spans = [(a, b) for a, b in spans if a is not None and b is not None]
     if not spans:
         return ""

@@ -12,10 +12,13 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 RECORD_NAME = "run.json"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # started_at / finished_at: local time with its UTC offset
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 
 
@@ -38,6 +41,19 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
         json.dump(_jsonable(record), f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def now_stamp() -> str:
+    """The current time as a record's `started_at` / `finished_at` hold it."""
+    return time.strftime(TIME_FORMAT)
+
+
+def stamp_seconds(value: Any) -> float | None:
+    """A record's time stamp as seconds since the epoch; None where it is missing or malformed."""
+    try:
+        return datetime.strptime(str(value), TIME_FORMAT).timestamp()
+    except ValueError:
+        return None
 
 
 def read_record(path: Path) -> dict[str, Any]:

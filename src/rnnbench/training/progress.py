@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
+from rnnbench.tracking.run_record import RECORD_NAME, read_record, stamp_seconds, write_record
 
 PROGRESS_NAME = ".progress.json"
 ENDED = ("finished", "failed", "diverged", "interrupted")
@@ -47,10 +46,8 @@ def sweep_records(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def _started(record: dict[str, Any]) -> float:
-    try:
-        return datetime.strptime(record.get("started_at", ""), "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return -math.inf
+    started = stamp_seconds(record.get("started_at"))
+    return -math.inf if started is None else started
 
 
 def _duration(seconds: float) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from rnnbench.study.selection import apply_selection
 from rnnbench.tasks.base import SequenceTask
-from rnnbench.tracking.run_record import RECORD_NAME, git_sha, versions
+from rnnbench.tracking.run_record import RECORD_NAME, git_sha, now_stamp, versions
 from rnnbench.tracking.wandb_run import define_metrics, finish_run, run_info
 from rnnbench.training.callbacks import RunRecorder
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
@@ -123,7 +122,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "higher_is_better": task.higher_is_better,
         "stage": cfg.get("stage"),
         "tuning": tuning,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": now_stamp(),
     }
     solve = SolveTracker(task.solve, record, stop_on_solve=bool(cfg.get("stop_on_solve")))
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
@@ -186,7 +185,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             recorder.fail(err)
         raise
     finally:
-        recorder.save(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        recorder.save(finished_at=now_stamp())
         if wandb_run is not None:
             finish_run(wandb_run, record)  # the summary says what run.json says
     return record
