@@ -203,3 +203,16 @@ def test_rnnbench_train_exits_2_on_an_unknown_variant(tmp_path: Path, monkeypatc
         err == "rnnbench-train: error: study.hypotheses[0].variant 'peephole' is not a variant of this sweep; "
         "allowed: gru, lstm"
     )
+
+
+def test_sweeps_readme_names_every_hypothesis_in_its_sweep_row() -> None:
+    """sweeps/README.md's hypotheses table is written by hand, a row per sweep of `id[, id]: what it says; ...`:
+    a hypothesis added, renamed or dropped in a sweep file must show in that row, so the table cannot drift."""
+    cells = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2]
+        for line in (SWEEPS_DIR / "README.md").read_text().splitlines()
+        if line.startswith("| `") and line.count("|") == 3
+    }
+    for name in SWEEPS:
+        named = {i.strip() for clause in cells[name].split("; ") for i in clause.partition(":")[0].split(",")}
+        assert named == {h.id for h in study_of(name).hypotheses}, name
