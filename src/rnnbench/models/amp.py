@@ -11,9 +11,10 @@ float32 and the Function runs with autocast off, forward and backward; outside a
 float64 inputs (gradcheck) are never cast.
 
 So under mixed precision the hand-written recurrences carry their state and compute their BPTT in float32, fed by a
-half-precision input projection. torch's fused kernels run the whole recurrence in the low precision instead (the
-oneDNN LSTM on CPU returns bfloat16; under CUDA autocast cuDNN runs on a half-precision copy of the weights), and the
-per-step loop (`layer.run_layer`: the layer-normalised cells, the Elman RNN's custom path) follows autocast op by op.
+half-precision input projection. torch's fused kernels follow autocast's own rules: measured on CPU, the oneDNN LSTM
+and the Elman RNN run in bfloat16 and the GRU in float32; under CUDA autocast cuDNN runs on a half-precision copy of
+the weights (aten's AutocastRNN.cpp). The per-step loop (`layer.run_layer`: the layer-normalised cells, the Elman
+RNN's custom path) follows autocast op by op.
 The implementations therefore differ in precision under `*-mixed`: compare cells on one implementation.
 """
 
