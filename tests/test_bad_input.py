@@ -17,7 +17,7 @@ from rnnbench.reports import cli as report_cli
 from rnnbench.tracking.run_record import write_record
 from rnnbench.training import cli as train_cli
 
-PRECISIONS = "one of 64, 32, 16, transformer-engine, transformer-engine-float16, 16-true, 16-mixed, bf16-true"
+PRECISIONS = "one of 32-true, bf16-mixed, 64-true, 16-mixed (16-mixed on a GPU only; short forms 32, 64, bf16, 16)"
 CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error: " (a prefix where it is long))
     # wrong types, for keys of every group (checked against the constructor's annotations)
     (["trainer.max_epochs=abc"], "trainer.max_epochs must be an int or null, got 'abc'"),
@@ -64,6 +64,10 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     (["trainer.max_epochs=-3"], "trainer.max_epochs must be an int >= -1 (-1: no limit) or null, got -3"),
     (["+trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be an int >= 0 (batches) or a float in"),
     (["trainer.accelerator=tpux"], "trainer.accelerator must be one of auto, gpu, cpu, cuda, mps, tpu, got 'tpux'"),
+    # precisions Lightning knows that rnnbench refuses (training/precision.py says why)
+    (["trainer.precision=16-true"], "trainer.precision=16-true is not supported: it trains the weights in float16:"),
+    (["trainer.precision=bf16-true"], "trainer.precision=bf16-true is not supported: it trains the weights in bf"),
+    (["trainer=cpu", "trainer.precision=16"], "trainer.precision=16 needs a GPU (float16 autocast; on CPU Lightning"),
     (["trainer.devices=0"], "trainer.devices must be auto, a positive int, -1 (all), a list of device ids or a"),
     (["optim.optimizer.lr=-1"], "optim.optimizer.lr must be a number >= 0, got -1"),
     (["optim.grad_clip=-1"], "optim.grad_clip must be a positive number or null (no clipping), got -1"),

@@ -58,6 +58,7 @@ def test_json_schema(doc: dict) -> None:
     for key in ("torch", "cpu", "device", "threads", "malloc_env", "compiled_loops", "loadavg_before", "loadavg_after"):
         assert key in env
     assert env["threads"] == 1 and isinstance(env["compiled_loops"], bool) and isinstance(env["malloc_env"], dict)
+    assert env["device_settings"]["accelerator"] == "cpu" and env["device_settings"]["precision"] == "32-true"
     assert data["settings"]["reference"] == {"cell": "lstm", "impl": "torch.nn"}
     for entry in data["entries"]:
         assert set(entry) == set(ENTRY_TYPES)
@@ -131,6 +132,19 @@ def test_bad_arguments_are_rejected() -> None:
         main(["--shapes", "4x5x3"])
     with pytest.raises(SystemExit):
         main(["--cells", "lstm", "--repeats", "0"])
+
+
+def test_a_device_it_cannot_measure_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "gpu"])
+    assert exit_info.value.code == 2 and "--device: must be cpu or cuda[:N], got 'gpu'" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # gpu_check.sh relies on this line where a session has no GPU
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--device", "cuda", "--shapes", "4x5x3x8"])
+        assert (
+            str(exit_info.value)
+            == f"rnnbench-bench: --device cuda: CUDA is not available here (torch {torch.__version__})"
+        )
 
 
 def _real_root(cell: str, input_size: int, target_per_direction: int) -> float:

@@ -30,7 +30,8 @@ JSON (`--json PATH`, or `--print-json` for stdout, as PyTorch's benchmarks/fastr
 
     {"schema": "rnnbench-bench", "version": 1,
      "environment": {"torch", "python", "platform", "cpu", "cpu_count", "device", "threads", "malloc_env",
-                     "compiled_loops" (bool: fast_loops in use), "loadavg_before", "loadavg_after" ([1, 5, 15 min])},
+                     "compiled_loops" (bool: fast_loops in use), "loadavg_before", "loadavg_after" ([1, 5, 15 min]),
+                     "device_settings" (run.json's `device` block: CUDA / cuDNN versions and flags, TF32)},
      "settings": {"repeats", "warmup", "modes", "reference": {"cell": "lstm", "impl": "torch.nn"},
                   "memory": <how peak memory was measured>},
      "entries": [{"shape": {"batch", "steps", "input_size", "hidden_size"} (the requested shape),
@@ -66,6 +67,7 @@ from rnnbench.models import cells as cell_registry
 from rnnbench.models import fast_loops
 from rnnbench.models.params import count_parameters, recurrent_parameter_count
 from rnnbench.models.recurrent import Recurrent
+from rnnbench.tracking.device import cpu_name, device_record
 
 SCHEMA = "rnnbench-bench"
 SCHEMA_VERSION = 1
@@ -292,16 +294,6 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def _loadavg() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
@@ -312,13 +304,14 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": threads,
         "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
         "compiled_loops": fast_loops.compiled() is not None,
         "loadavg_before": _loadavg(),
+        "device_settings": device_record(device, "32-true"),  # CUDA / cuDNN versions and flags (TF32), threads
     }
 
 
@@ -422,12 +415,23 @@ def ratios_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _device(text: str) -> torch.device:
+    """--device: cpu or cuda[:N] (the devices `rnnbench-bench` measures)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"must be cpu or cuda[:N], got {text!r}")
+    return device
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (one step per model each; median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model before timing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (torch.utils.benchmark num_threads)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--device", type=_device, default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--directions", nargs="+", choices=DIRECTIONS, default=list(DIRECTIONS))
@@ -445,9 +449,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("rnnbench-bench: --repeats and --threads must be >= 1, --warmup >= 0")
-    device = torch.device(args.device)
+    device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"rnnbench-bench: --device {args.device}: CUDA is not available here")
+        raise SystemExit(f"rnnbench-bench: --device {device}: CUDA is not available here (torch {torch.__version__})")
     env = environment(device, args.threads)
     grid = {k: getattr(args, k) for k in ("cells", "impls", "directions", "sizings", "modes", "repeats", "warmup")}
     entries = [e for shape in args.shapes for e in bench_shape(shape, **grid, threads=args.threads, device=device)]

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnbench.models.amp import float32_backward, float32_forward
 from rnnbench.models.fast_loops import compiled
 
 
@@ -159,6 +160,7 @@ class _GRUFunction(torch.autograd.Function):
     """autograd.Function wrapper: forward without a graph, backward by `_backward`."""
 
     @staticmethod
+    @float32_forward
     def forward(
         ctx: Any, gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, mask: Tensor | None
     ) -> tuple[Tensor, Tensor]:
@@ -170,6 +172,7 @@ class _GRUFunction(torch.autograd.Function):
         return out, h_n
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(
         ctx: Any, grad_out: Tensor, grad_h: Tensor

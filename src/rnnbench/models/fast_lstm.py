@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnbench.models.amp import float32_backward, float32_forward
 from rnnbench.models.fast_loops import compiled
 
 Peepholes = tuple[Tensor, Tensor, Tensor]  # (w_pi, w_pf, w_po), each (H,)
@@ -199,6 +200,7 @@ class _LSTMFunction(torch.autograd.Function):
     """autograd.Function wrapper: forward without a graph, backward by `_backward`."""
 
     @staticmethod
+    @float32_forward
     def forward(
         ctx: Any, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_p: Tensor | None, mask: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -210,6 +212,7 @@ class _LSTMFunction(torch.autograd.Function):
         return out, h_n, c_n
 
     @staticmethod
+    @float32_backward
     @once_differentiable
     def backward(
         ctx: Any, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor

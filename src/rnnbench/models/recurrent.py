@@ -9,6 +9,15 @@ same `forward(x, state) -> (output, final_state)`, same state_dict keys (`weight
 - `custom`: the Python cells of `cells.py` looped by `layer.py`, needed for peepholes and for diagnostics that
   must see every gate.
 
+On CUDA the fused path is cuDNN, which wants each call's weights as views into one contiguous buffer in its own
+layout; given separate tensors it copies them into one on every call and warns ("RNN module weights are not part of
+single contiguous chunk of memory"). `flatten_parameters` lays each layer's weights (both directions, the unit of one
+kernel call) out that way, as torch.nn.RNNBase's does for a whole stack, and runs after every `.to()` / `.cuda()` /
+`.half()` (`_apply`, as in torch.nn): Lightning moves the module to its device that way, and loading a state_dict
+or checkpoint copies into the flattened tensors, which keeps the layout. A no-op on CPU. Variable-length batches
+run the fused layer one direction at a time (`_fused_layer`), where cuDNN still copies some weights per call: the
+LSTM's W_ih gets a padding column appended, and the reverse direction's weights do not start their layer's buffer.
+
 `impl="auto"` picks the faster of the two as measured (`rnnbench-bench`): fused wherever the cell has a fused kernel,
 except the GRU on CPU, where torch's kernel is a C++ cell loop under autograd and the custom path's hand-written
 backward (`fast_gru.py`) is faster. A state_dict saved under one impl loads under the other and gives the same
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +51,7 @@ from rnnbench.models.layer import reverse_padded, run_layer, step_mask
 from rnnbench.models.layer_norm import get_layer_norm_cell
 
 IMPLS = ("auto", "fused", "custom")
+CUDNN_MODES = {"rnn_relu": "RNN_RELU", "rnn_tanh": "RNN_TANH", "lstm": "LSTM", "gru": "GRU"}  # torch._VF -> cuDNN
 LAYER_NORMS = ("none", "cell", "output")
 CHRONO = "chrono"
 RecurrentState = Tensor | tuple[Tensor, Tensor] | list
@@ -58,6 +69,28 @@ def _hold_cell_on_padding(x: Tensor, weight_ih: Tensor, mask: Tensor) -> tuple[T
     column[0], column[1] = -HOLD, HOLD
     padding = (~mask).to(x.dtype).expand(*x.shape[:2], 1)
     return torch.cat([x, padding], dim=-1), torch.cat([weight_ih, column.reshape(-1, 1)], dim=1)
+
+
+def cudnn_takes(weights: list[Tensor]) -> bool:
+    """Whether cuDNN can take these weights as one flat buffer (torch.nn.RNNBase.flatten_parameters' conditions): all
+    on CUDA in one dtype cuDNN accepts, cuDNN enabled, none aliasing another."""
+    first = weights[0]
+    if not torch._use_cudnn_rnn_flatten_weight():  # False on builds without cuDNN (CPU-only torch)
+        return False
+    if any(w.dtype != first.dtype or not w.is_cuda or not torch.backends.cudnn.is_acceptable(w) for w in weights):
+        return False
+    return len({w.data_ptr() for w in weights}) == len(weights)
+
+
+def flatten_layer(weights: list[Tensor], input_size: int, hidden_size: int, mode: str, bidirectional: bool) -> None:
+    """Re-point one layer's weights (weight_ih, weight_hh, bias_ih, bias_hh per direction) into one buffer in cuDNN's
+    layout, in place: `torch._cudnn_rnn_flatten_weight` copies them and `set_`s each tensor to its view."""
+    from torch.backends.cudnn import rnn
+
+    with torch.cuda.device_of(weights[0]), torch.no_grad():  # no_grad: an in-place change of leaf parameters
+        torch._cudnn_rnn_flatten_weight(
+            weights, 4, input_size, rnn.get_cudnn_mode(CUDNN_MODES[mode]), hidden_size, 0, 1, False, bidirectional
+        )
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -231,6 +264,23 @@ class Recurrent(nn.Module):
         else:
             bias_ih[size : 2 * size].fill_(self.forget_bias)
             bias_hh[size : 2 * size].zero_()
+
+    def flatten_parameters(self) -> None:
+        """Lay each layer's fused-kernel weights out as cuDNN's flat buffer (see the module docstring); a no-op unless
+        the fused path runs on CUDA with cuDNN. Values, names and Parameter objects stay the same."""
+        if self.spec.fused_mode is None:
+            return
+        for k, size in enumerate(self.layer_sizes):
+            weights = [w for d in range(self.num_directions) for w in self.layer_weights(k, d).values()]
+            if not self.fused_on(weights[0].device) or not cudnn_takes(weights):
+                return
+            flatten_layer(weights, self._layer_input_size(k), size, self.spec.fused_mode, self.bidirectional)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Recurrent:
+        """nn.Module's `_apply` (behind .to(), .cuda(), .half(), ...), then `flatten_parameters`, as in torch.nn."""
+        out = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return out
 
     def layer_weights(self, layer: int, direction: int) -> dict[str, Tensor]:
         """The named weights of one layer and direction, keys without the `_l{k}` suffix."""

@@ -53,6 +53,7 @@ RECORD_SUMMARY = (  # run.json fields copied into the summary as they are
     "clip_fraction",
     "tuning",
     "best_val",  # nested, as run.json has it (rnnbench-report --source wandb reads it back)
+    "device",  # nested: accelerator, name, CUDA / cuDNN versions and settings, precision, threads
 )
 SWEEP_PARAMS_KEY = "sweep_params"  # the agent's parameters, as the agent named them: {"model": "gru", "seed": 0}
 

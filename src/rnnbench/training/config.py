@@ -31,6 +31,7 @@ from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
 from rnnbench.training.diagnostics import GradientDiagnostics
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
+from rnnbench.training.precision import check_precision
 from rnnbench.training.train import check_protocol
 from rnnbench.training.typecheck import check_node
 
@@ -248,6 +249,10 @@ def check_config(cfg: DictConfig) -> None:
     targets["logger"] = _instantiate("logger", cfg.logger, _partial_=True).func
     if cfg.optim.get("scheduler") is not None:
         targets["optim.scheduler"] = _instantiate("optim.scheduler", cfg.optim.scheduler, _partial_=True).func
+    trainer = _values(cfg.trainer)  # before the type check: it would list every precision Lightning knows
+    wrong = check_precision(trainer.get("precision"), trainer.get("accelerator", "auto"))
+    if wrong:
+        raise ConfigError(wrong)
     for key, target in targets.items():
         wrong = check_node(key, target, _values(OmegaConf.select(cfg, key)))
         if wrong:

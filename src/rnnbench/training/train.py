@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from rnnbench.study.selection import apply_selection
 from rnnbench.tasks.base import SequenceTask
+from rnnbench.tracking.device import device_record
 from rnnbench.tracking.run_record import RECORD_NAME, git_sha, now_stamp, versions
 from rnnbench.tracking.wandb_run import define_metrics, finish_run, run_info
 from rnnbench.training.callbacks import RunRecorder
@@ -164,6 +165,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             gradient_clip_val=cfg.optim.get("grad_clip"),
             enable_checkpointing=bool(cfg.checkpoint),
         )
+        record["device"] = device_record(trainer.strategy.root_device, trainer.precision)  # saved at fit start
         trainer.fit(module, datamodule=task)
         if record["status"] == "running":
             # the validation metrics of the model tested: the best check's, or without checkpoints the last one's
