@@ -168,6 +168,19 @@ def test_only_tuning_runs_of_the_grid_and_tuning_seeds_count() -> None:
     assert select(records + noise, study()) == select(records, study())
 
 
+def test_one_job_is_counted_once_by_the_shared_job_identity() -> None:
+    """A restored record written before a config key existed, the same job run with a fault injected, and a
+    stale copy: tracking/job_identity.py's rule, as the relaunch applies it."""
+    records = grid_runs({1e-3: [(None, 0.3)] * 2, 3e-3: [(None, 0.2)] * 2, 1e-2: [(None, 0.25)] * 2})
+    newer = {**records[0], "config": {**records[0]["config"], "stop_on_solve": True}}  # a key older code lacked
+    faulted = {**records[1], "overrides": [*records[1]["overrides"], "+fault=raise_at_step"]}
+    assert select([*records, newer, faulted], study()) == select(records, study())
+    budget = [{**r, "config": {**r["config"], "trainer": {"max_steps": BUDGET}}} for r in records]
+    stale = {**budget[0], "config": {**budget[0]["config"], "trainer": {"max_steps": 2 * BUDGET}}}
+    with pytest.raises(StudyError, match="repeat a seed with configs that their overrides do not tell apart"):
+        select([*budget, stale], study())  # one job at two budgets: not one result
+
+
 def test_incomplete_tuning_is_refused_naming_the_group_and_value() -> None:
     records = grid_runs({1e-3: [(None, 0.3)] * 2, 3e-3: [(None, 0.2)] * 2, 1e-2: [(None, 0.25)] * 2})
     records[-1]["status"] = "failed"

@@ -12,12 +12,13 @@ import pytest
 import yaml
 
 from rnnbench.reports.archive import read_archive
-from rnnbench.study.archive import restore
+from rnnbench.study.archive import restore, restored_dir
 from rnnbench.study.selection import apply_selection, write_selection
 from rnnbench.study.spec import StudyError
 from rnnbench.study.stages import SELECTION_FROM_JOB, command, load, stage_overrides
 from rnnbench.tracking.run_record import read_record, write_record
 from rnnbench.training.config import compose_config
+from rnnbench.training.resume import set_aside
 from rnnbench.training.train import train
 from study_fakes import TINY_STUDY, write_sweep
 
@@ -173,6 +174,19 @@ def test_restore_writes_each_finished_study_record_once_outside_hydras_job_numbe
     (folder / "eval" / "7").mkdir()
     (folder / "eval" / "7" / "run.json").write_text("{not json")  # an unreadable record holds no job
     assert restore(archived, folder, "tiny") == {"restored": 0, "present": 4, "skipped": 3}  # idempotent
+
+
+def test_restore_matches_jobs_by_the_shared_identity_and_never_brings_back_a_set_aside_record(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    write_record(folder / "tune" / "0" / "run.json", record("tune", 100))
+    faulted = {**record("tune", 100), "overrides": [*record("tune", 100)["overrides"], "+fault=kill_at_step"]}
+    stale = record("tune", 101)
+    assert restore([faulted, stale], folder, "tiny") == {"restored": 1, "present": 1, "skipped": 0}
+    restored = restored_dir(folder / "tune", stale)
+    set_aside(restored)  # what a relaunch does with a restored record its sweep has changed since
+    assert not (restored / "run.json").exists()
+    assert restore([faulted, stale], folder, "tiny") == {"restored": 0, "present": 2, "skipped": 0}
+    assert not (restored / "run.json").exists()  # not restored again: the job reruns instead
 
 
 def test_read_archive_reads_gzip_jsonl(tmp_path: Path) -> None:

@@ -83,15 +83,17 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"]])
 def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path: Path, launcher: list[str]) -> None:
-    """Also with jobs in joblib's worker processes (budget=cpu): the summary reads run.json, not process memory."""
+    """Also with jobs in joblib's worker processes (budget=cpu): the summary reads run.json, not process memory.
+    The seed-1 jobs fail at their first step, every time (an injected fault, which is no part of the job)."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "model=rnn,lstm", "task.cache_dir=null,/dev/null/nope", "trainer=smoke", *SMALL_DATA, *launcher]
+    fault = ["+fault=raise_at_step", "fault.action=null", "fault.seeds={1: raise}"]
+    args = ["-m", "model=rnn,lstm", "seed=0,1", *fault, "trainer=smoke", *SMALL_DATA, *launcher]
     first = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert first.returncode == 1, first.stderr[-2000:]
     assert "2 job(s) failed" in first.stderr
     records = {p.parent.name: read_record(p) for p in sweep.glob("*/run.json")}
     assert sorted(r["status"] for r in records.values()) == ["failed", "failed", "finished", "finished"]
-    assert all("NotADirectoryError" in r["error"] for r in records.values() if r["status"] == "failed")
+    assert all("injected fault" in r["error"] for r in records.values() if r["status"] == "failed")
     finished = [p for p in sweep.glob("*/run.json") if read_record(p)["status"] == "finished"]
     runs = {read_record(p)["wandb"]["id"] for p in finished}
     assert len(runs) == 2 and len(list(sweep.glob("*/wandb/offline-run-*"))) == 4  # failed jobs keep theirs too

@@ -3,10 +3,11 @@
 `outputs/` does not travel between machines; the archive (gzip JSONL, one run record per line, written by
 `rnnbench-report`) does. Restoring writes each finished (or diverged) tuning or evaluation record back as
 `<study folder>/<stage>/restored-<digest>/run.json`. The relaunched stage then skips those jobs, because the
-resume matches a finished record by its overrides wherever it lies in the stage's folder (rnnbench-train's
-`finished_record`), and every override a study passes is machine-independent. The folder names are not Hydra
-job numbers on purpose: a restored record in folder `3` would make a relaunch whose job 3 is another job refuse
-to overwrite it, and that job would never run.
+resume finds a finished record of the same job wherever it lies in the stage's folder (training/resume.py: the
+same overrides and resolved config, tracking/job_identity.py), and every override a study passes is
+machine-independent. A restored record whose config the sweep or code has changed since is stale: the relaunch
+sets it aside and reruns the job. The folder names are not Hydra job numbers on purpose: a restored record in
+folder `3` would make a relaunch whose job 3 is another job refuse to overwrite it, and that job would never run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from rnnbench.reports.archive import ARCHIVE_NAME
 from rnnbench.study.stages import STAGES
 from rnnbench.study.tuning import RESULT_STATUSES, stage_of
+from rnnbench.tracking.job_identity import override_identity
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
 
 
@@ -29,11 +31,14 @@ def default_archive(name: str) -> Path:
 
 
 def _job_key(record: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(sorted(record.get("overrides") or []))
+    return override_identity(record.get("overrides") or [])
 
 
 def _done(path: Path) -> tuple[str, ...] | None:
-    """The job key of a stage folder's record that a relaunch keeps, None for any other (or an unreadable one)."""
+    """The job key of a stage folder's record that a relaunch keeps, None for any other (or an unreadable one).
+
+    By overrides alone, whatever the config: a local result of the job is the newer one, and an archived record
+    the relaunch found stale must not come back at the next restore."""
     try:
         record = read_record(path)
     except (OSError, ValueError):
@@ -42,8 +47,8 @@ def _done(path: Path) -> tuple[str, ...] | None:
 
 
 def restored_dir(stage_dir: Path, record: dict[str, Any]) -> Path:
-    """A restored record's job folder, named by its overrides so that restoring twice writes nothing new."""
-    digest = hashlib.sha1(json.dumps(_job_key(record)).encode()).hexdigest()[:12]
+    """A restored record's job folder, named by its job's overrides so that restoring twice writes nothing new."""
+    digest = hashlib.sha1(json.dumps(list(_job_key(record))).encode()).hexdigest()[:12]
     return stage_dir / f"restored-{digest}"
 
 
@@ -62,8 +67,8 @@ def restore(records: Iterable[dict[str, Any]], directory: Path, name: str) -> di
         mine = f"+sweep={name}" in (record.get("overrides") or [])
         if record.get("status") not in RESULT_STATUSES or stage not in STAGES or not mine:
             counts["skipped"] += 1
-        elif _job_key(record) in finished[stage]:
-            counts["present"] += 1
+        elif _job_key(record) in finished[stage] or restored_dir(directory / stage, record).exists():
+            counts["present"] += 1  # or restored before and set aside since as stale: rerun, not restored again
         else:
             write_record(restored_dir(directory / stage, record) / RECORD_NAME, record)
             finished[stage].add(_job_key(record))

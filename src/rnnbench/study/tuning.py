@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rnnbench.study.spec import Study, StudyError, Tuning, lookup
+from rnnbench.tracking.job_identity import override_identity, same_job
 
 RULE = (
     "per (variant, task, factor value, and setting: any other override the tuning runs differ in): rank the grid "
@@ -89,18 +90,19 @@ def _score(runs: list[Mapping[str, Any]], value: float) -> dict[str, Any]:
 
 
 def _tuning_runs(records: Iterable[Mapping[str, Any]], study: Study, tuning: Tuning) -> dict[Group, dict[float, list]]:
-    """The tuning stage's results by group and grid value, each job once."""
-    seen: dict[tuple, Mapping[str, Any]] = {}
+    """The tuning stage's results by group and grid value, each job once (tracking/job_identity.py's rule)."""
+    seen: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         value = _grid_value(lookup(record.get("config") or {}, tuning.key), tuning.grid)
         if stage_of(record) != "tune" or record.get("seed") not in tuning.seeds or value is None:
             continue
         if record.get("status") not in RESULT_STATUSES:
             continue
-        overrides = tuple(sorted(record.get("overrides") or [])) or (id(record),)
-        seen.setdefault(overrides, record)  # one job restored and also run: the same result, once
+        same = seen[override_identity(record.get("overrides") or []) or (id(record),)]
+        if not any(same_job(record, other) for other in same):  # one job restored and also run: once
+            same.append(record)
     runs: dict[Group, dict[float, list]] = defaultdict(lambda: defaultdict(list))
-    for record in seen.values():
+    for record in (r for same in seen.values() for r in same):
         value = _grid_value(lookup(record["config"], tuning.key), tuning.grid)
         runs[group_of(record, study)][value].append(record)
     if tuning.per_factor == "hardest":  # the choice at each (variant, task)'s largest factor value only
@@ -113,8 +115,9 @@ def _tuning_runs(records: Iterable[Mapping[str, Any]], study: Study, tuning: Tun
 
 
 def override_map(overrides: Iterable[str]) -> dict[str, str]:
-    """A job's overrides as {key: value as written}, `+`/`~` dropped."""
-    return dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    """A job's overrides as {key: value as written}, `+`/`~` dropped, without those that name no job (`+fault`,
+    paths: tracking/job_identity.py)."""
+    return dict(o.lstrip("+~").split("=", 1) for o in override_identity(overrides) if "=" in o)
 
 
 def _by_setting(by_value: Mapping[float, list], tuning: Tuning) -> dict[Setting, dict[float, list]]:

@@ -20,6 +20,8 @@ from typing import Any
 RECORD_NAME = "run.json"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # started_at / finished_at: local time with its UTC offset
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
+RESULTS = ("finished", "diverged")  # what a relaunch keeps: rerunning a diverged job would diverge again
+SUPERSEDED_DIR = "superseded"  # <job>/superseded/<n>/: earlier attempts a fresh start set aside (training/resume.py)
 
 
 def _jsonable(value: Any) -> Any:
@@ -100,16 +102,42 @@ def effective_status(record: dict[str, Any]) -> str | None:
     return status
 
 
-def git_sha(start: Path | None = None) -> str | None:
-    """The commit of the rnnbench checkout (None when installed from a wheel or git is absent)."""
-    here = start or Path(__file__).resolve().parent
+def _git(args: list[str], cwd: Path) -> str | None:
+    """A git command's stdout, None where git is absent or the command fails."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def _checkout(start: Path | None) -> Path | None:
+    """The git checkout holding rnnbench's running code (`start`: a file of it), None for an installed wheel.
+
+    The code that trains is the code imported, so its checkout is read: with an editable install or PYTHONPATH
+    that is the working tree the job's code runs from, wherever the job's own folder or working directory is (a
+    study's outputs, another checkout). The file must be tracked there, so a wheel in a virtualenv that happens to
+    sit inside some checkout does not borrow that checkout's commit."""
+    here = (start or Path(__file__)).resolve()
+    top = _git(["rev-parse", "--show-toplevel"], here.parent)
+    if not top or _git(["ls-files", "--error-unmatch", str(here)], Path(top.strip())) is None:
+        return None
+    return Path(top.strip())
+
+
+def git_sha(start: Path | None = None) -> str | None:
+    """The commit of the checkout rnnbench's code runs from (None when installed from a wheel or git is absent)."""
+    top = _checkout(start)
+    sha = _git(["rev-parse", "HEAD"], top) if top else None
+    return (sha.strip() or None) if sha else None
+
+
+def git_dirty(start: Path | None = None) -> bool | None:
+    """Whether that checkout's tracked files differ from its commit (`git describe --dirty`'s sense: untracked
+    files, such as outputs, do not count); None where there is no checkout."""
+    top = _checkout(start)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], top) if top else None
+    return None if status is None else bool(status.strip())
 
 
 def versions() -> dict[str, str]:

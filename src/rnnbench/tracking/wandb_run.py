@@ -12,9 +12,11 @@ replace the whole composed `model` node; `start_run` reads the file itself, keep
 parameters under `sweep_params` instead, next to the full resolved config.
 
 Each job has one W&B run across retries: its id is derived from the job's output directory (`job_run_id`) and
-opened with `resume="allow"`, so online a relaunched job continues its run. Offline, every attempt writes its own
-`wandb/offline-run-<time>-<id>/` with that same id; `wandb sync --id <id> <those folders>` uploads them into the one
-run in order of start time. Under an agent, the agent's `WANDB_RUN_ID` wins (its sweep tracks runs by it).
+opened with `resume="allow"`, so online a relaunched job continues its run (resumed from its last checkpoint, it
+logs no step twice: tracking/step_log.py); a job rerun from scratch gets a run of its own. Offline, every attempt
+writes its own `wandb/offline-run-<time>-<id>/` with that same id; `wandb sync --id <id> <those folders>` uploads
+them into the one run in order of start time. Under an agent, the agent's `WANDB_RUN_ID` wins (its sweep tracks
+runs by it).
 
 Charts get `trainer/global_step` as their x axis (`define_metrics`; Lightning defines none for a run it was handed),
 and at the end `finish_run` makes the summary say what run.json says: the validation metrics of the tested
@@ -34,6 +36,8 @@ from typing import Any
 import wandb
 import yaml
 from pytorch_lightning.loggers import WandbLogger
+
+from rnnbench.tracking.run_record import SUPERSEDED_DIR
 
 log = logging.getLogger(__name__)
 MODES = ("offline", "online", "disabled")
@@ -68,8 +72,13 @@ def agent_parameters() -> dict[str, Any]:
 
 
 def job_run_id(save_dir: Path) -> str:
-    """A W&B run id that is the same for every attempt of the job in `save_dir` and differs between jobs."""
-    return hashlib.sha256(str(save_dir.resolve()).encode()).hexdigest()[:16]
+    """A W&B run id that is the same for every attempt of the job in `save_dir` (a resumed one continues the run)
+    and differs between jobs; a job started afresh over earlier attempts (set aside in `superseded/<n>/`, see
+    training/resume.py) gets a new one, so its steps never land in the history of the run it replaces."""
+    aside = save_dir / SUPERSEDED_DIR
+    fresh_starts = sum(1 for p in aside.iterdir() if p.is_dir()) if aside.is_dir() else 0
+    key = str(save_dir.resolve()) + (f"#{fresh_starts}" if fresh_starts else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _settings(init_timeout: float) -> wandb.Settings:
@@ -145,6 +154,14 @@ def run_info(run: wandb.sdk.wandb_run.Run) -> dict[str, Any]:
         "project": run.project,
         "group": run.group,
     }
+
+
+def earlier_attempts(run: wandb.sdk.wandb_run.Run) -> list[Path] | None:
+    """The offline folders of this run's earlier attempts (`offline-run-<time>-<id>/` beside its own); None online."""
+    if run.settings.mode != "offline":
+        return None
+    own = Path(run.dir).parent
+    return sorted(p for p in own.parent.glob(f"offline-run-*-{run.id}") if p != own)
 
 
 def define_metrics(run: wandb.sdk.wandb_run.Run) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnbench.tracking.run_record import process_identity, write_record
 
@@ -113,6 +114,8 @@ class RunRecorder(pl.Callback):
         self.record = record
         self.record.setdefault("history", [])
         self._fit_start = 0.0
+        self._trained_before = float(record.get("train_time_s") or 0.0)  # earlier attempts' (a resumed run)
+        self._peak_before = float(record.get("peak_memory_mb") or 0.0)
         self._since = (0.0, 0)  # (time, global step) where the training time since the last check started
         self._train_s = 0.0  # training seconds (validation excluded) between the last check and this one
         self.bound = divergence_bound(record.get("config"), record.get("baseline"))
@@ -192,8 +195,8 @@ class RunRecorder(pl.Callback):
         self.save(
             steps_completed=trainer.global_step,
             epochs_completed=trainer.global_step / trainer.num_training_batches,  # fractional under a step budget
-            train_time_s=time.perf_counter() - self._fit_start,
-            peak_memory_mb=peak_memory_mb(pl_module.device, self.memory_scope),
+            train_time_s=self._trained_before + time.perf_counter() - self._fit_start,
+            peak_memory_mb=max(self._peak_before, peak_memory_mb(pl_module.device, self.memory_scope)),
         )
         self._since = (time.perf_counter(), trainer.global_step)
 
@@ -201,6 +204,7 @@ class RunRecorder(pl.Callback):
         self.fail(exception)
 
     def fail(self, exception: BaseException) -> None:
-        """Record why the run stopped: interrupted (Ctrl-C) or failed, with the exception's type and message."""
-        status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        """Record why the run stopped: interrupted (Ctrl-C, or SIGTERM: a scheduler's preemption) or failed, with the
+        exception's type and message."""
+        status = "interrupted" if isinstance(exception, KeyboardInterrupt | SIGTERMException) else "failed"
         self.save(status=status, error=f"{type(exception).__name__}: {exception}")

@@ -2,7 +2,8 @@
 
 A multirun keeps going when one job fails (the failure is in that job's run.json and in the summary printed at
 the end, and the command exits non-zero), and re-launching into the same `hydra.sweep.dir` skips finished and
-diverged jobs (results), rerunning failed, interrupted (killed: `running` with a dead process) and missing ones.
+diverged jobs (results) of the same resolved config, resumes failed and interrupted ones (killed: `running` with a
+dead process) from their last checkpoint, and reruns stale and missing ones (training/resume.py).
 The summary reads the run records, not this process's memory, because a parallel launcher (`budget=cpu` uses
 joblib) runs the jobs in worker processes.
 """
@@ -22,13 +23,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rnnbench.tracking.run_record import RECORD_NAME, read_record
+from rnnbench.tracking.run_record import RECORD_NAME, RESULTS, SUPERSEDED_DIR
 from rnnbench.training.config import ConfigError, config_dir, preflight
+from rnnbench.training.resume import decide, job_config, read_job_record
 from rnnbench.training.train import train
 
 log = logging.getLogger("rnnbench")
 FAILED: list[str] = []  # output dirs of the multirun's unfinished jobs, filled by `SweepSummary` at its end
-DONE = ("finished", "diverged")  # results a relaunch keeps: rerunning a diverged job would diverge again
 
 
 class SweepSummary(Callback):
@@ -40,41 +41,15 @@ class SweepSummary(Callback):
 
 def unfinished_runs(sweep_dir: Path) -> list[str]:
     """Run directories under a sweep whose record says failed, interrupted or still running, or that never wrote
-    one; a diverged run is a result (the cell blew up), kept like a finished one."""
+    one; a diverged run is a result (the cell blew up), kept like a finished one. A folder whose only attempts
+    were set aside (a stale record of a job now run elsewhere, training/resume.py) is no job of this sweep."""
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))  # 2 < 10
-    return [str(job) for job in jobs if _record(job / RECORD_NAME).get("status") not in DONE]
-
-
-def finished_record(job_dirs: list[Path], overrides: list[str]) -> dict[str, Any] | None:
-    """The finished run record of the job with these overrides among job_dirs, in any order of the overrides.
-
-    Why any order: the order follows the composed sweep config, which changes when a config's defaults list does,
-    and so do the job numbers; a relaunch must still find every finished job wherever it was written."""
-    for job in job_dirs:
-        record = _record(job / RECORD_NAME)
-        if _is_finished_job(record, overrides):
-            return record
-    return None
-
-
-def job_identity(overrides: list[str]) -> list[str]:
-    """The overrides that say which job this is: all but an injected `+fault` (tests), so a relaunch without the
-    fault finds the jobs that ran with it."""
-    return sorted(o for o in overrides if not o.lstrip("+~").startswith("fault"))
-
-
-def _is_finished_job(record: dict[str, Any], overrides: list[str]) -> bool:
-    return record.get("status") in DONE and job_identity(record.get("overrides") or []) == job_identity(overrides)
-
-
-def _record(record_path: Path) -> dict[str, Any]:
-    """A job's run record, or {} where it never wrote one or what it wrote is unreadable (then the job reruns)."""
-    try:
-        record = read_record(record_path) if record_path.is_file() else {}
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        log.warning("unreadable run record %s (%s): the job counts as not run", record_path, err)
-        return {}
-    return record if isinstance(record, dict) else {}
+    return [
+        str(job)
+        for job in jobs
+        if read_job_record(job).get("status") not in RESULTS
+        and ((job / RECORD_NAME).exists() or not (job / SUPERSEDED_DIR).is_dir())
+    ]
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -82,24 +57,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     runtime = HydraConfig.get()
     output_dir = Path(runtime.runtime.output_dir)
     overrides = list(runtime.overrides.task)
-    record_path = output_dir / RECORD_NAME
-    if cfg.resume:
-        own = _record(record_path)  # its own folder first: the usual case
-        previous = own if _is_finished_job(own, overrides) else None
-        if previous is None and runtime.mode == RunMode.MULTIRUN:
-            others = [job for job in sorted(output_dir.parent.iterdir()) if job != output_dir]
-            previous = finished_record(others, overrides)
-        if previous is not None:
-            log.info("already %s, skipping: %s", previous.get("status"), previous.get("output_dir"))
-            return _objective(previous)
-        if own.get("status") in DONE:
-            other = ",".join(own.get("overrides") or [])
-            log.error("%s holds the finished job %s; not overwriting it: use a new hydra.sweep.dir", output_dir, other)
-            return None
+    multirun = runtime.mode == RunMode.MULTIRUN
     try:
-        record = train(cfg, output_dir, overrides)
+        # skip a result of this job, resume an unfinished attempt, or start afresh: training/resume.py
+        others = sorted(p for p in output_dir.parent.iterdir() if p.is_dir()) if multirun else []
+        decision = decide(output_dir, job_config(cfg, overrides), overrides, others, resume=bool(cfg.resume))
+        if decision.action == "skip":
+            log.info("already %s, skipping: %s", decision.record.get("status"), decision.record.get("output_dir"))
+            return _objective(decision.record)
+        if decision.action == "refuse":
+            log.error("%s", decision.reason)
+            return None
+        record = train(cfg, output_dir, overrides, resume=decision.resume)
     except Exception:
-        if runtime.mode != RunMode.MULTIRUN:
+        if not multirun:
             raise
         log.exception("job failed; its run.json says so, continuing the sweep: %s", output_dir)
         return None

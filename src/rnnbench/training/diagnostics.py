@@ -105,6 +105,12 @@ class GradientDiagnostics(pl.Callback):
         finally:
             pl_module.train(was_training)
 
+    def resume(self, records: list[dict[str, Any]]) -> None:
+        """Continue an earlier attempt's probes (those up to the checkpoint resumed from): no step probed twice."""
+        self.records.extend(records)
+        if records:
+            self._last_step = records[-1]["step"]
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with torch.random.fork_rng(devices=[]):  # a DataLoader iterator draws a seed: keep training's RNG untouched
             first = next(iter(trainer.datamodule.val_dataloader()))
@@ -149,7 +155,7 @@ class GradientDiagnostics(pl.Callback):
             title=f"||dL/dh_t|| at step {step} (loss at t = {steps[-1]})",
             xname="t",
         )
-        logger.experiment.log({"diag/grad_h_vs_t": plot, "trainer/global_step": step})
+        logger.log_metrics({"diag/grad_h_vs_t": plot}, step=step)  # WandbLogger adds trainer/global_step
 
 
 def from_config(node: DictConfig, body: nn.Module) -> GradientDiagnostics | None:

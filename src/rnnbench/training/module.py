@@ -103,6 +103,16 @@ class SequenceModule(pl.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({"train/grad_norm": self.grad_norm}, step=self.global_step)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The counters a run resumed from this checkpoint continues: clipped steps, the train loss since the check."""
+        loss_sum = float(self._loss_sum)
+        checkpoint["rnnbench"] = {"clip_count": self.clip_count, "loss_sum": loss_sum, "examples": self._examples}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rnnbench") or {}
+        self.clip_count = int(state.get("clip_count", self.clip_count))
+        self._loss_sum, self._examples = float(state.get("loss_sum", 0.0)), int(state.get("examples", 0))
+
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.optim_cfg.optimizer)(self.parameters())
         if self.optim_cfg.get("scheduler") is None:

@@ -36,16 +36,18 @@ class SolveTracker(pl.Callback):
         self.record = record
         self.stop_on_solve = stop_on_solve
         self.budget = 0
-        record.update(
+        record.update(  # a resumed attempt's record already holds the solve state its checkpoint had reached
             max_steps=None,  # known once fitting starts (an epoch budget needs the loader's length)
             solve=criterion.as_dict() if criterion else None,
-            solved=False if criterion else None,
-            steps_to_solve=None,
+            solved=bool(record.get("solved")) if criterion else None,
+            steps_to_solve=record.get("steps_to_solve") if criterion else None,
         )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.budget = step_budget(trainer)
         self.record["max_steps"] = self.budget
+        if self.stop_on_solve and self.record["solved"]:  # resumed after it solved (killed while testing, say)
+            trainer.should_stop = True
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

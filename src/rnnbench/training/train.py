@@ -22,11 +22,13 @@ from pytorch_lightning.loggers import WandbLogger
 from rnnbench.study.selection import apply_selection
 from rnnbench.tasks.base import SequenceTask
 from rnnbench.tracking.device import device_record
-from rnnbench.tracking.run_record import RECORD_NAME, git_sha, now_stamp, versions
-from rnnbench.tracking.wandb_run import define_metrics, finish_run, run_info
+from rnnbench.tracking.run_record import RECORD_NAME, git_dirty, git_sha, now_stamp, versions
+from rnnbench.tracking.step_log import LOG_NAME, StepLog, earlier_steps
+from rnnbench.tracking.wandb_run import define_metrics, earlier_attempts, finish_run, run_info
 from rnnbench.training.callbacks import RunRecorder
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.module import SequenceModule
+from rnnbench.training.resume import CHECKPOINT_DIR, LAST, Resume, carry_over
 from rnnbench.training.solve import SolveTracker
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ NOISE = (  # third-party chatter that says nothing about the run; real warnings 
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*does not have many workers.*",  # data is in memory; worker processes would only add start-up time
     r".*smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own checkpoints/ (training/resume.py)
 )
 
 
@@ -85,8 +88,11 @@ def check_protocol(cfg: DictConfig, task: SequenceTask) -> None:
         raise ValueError(f"task.{err}") from err
 
 
-def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Train and test one (model, task) pair; returns the final run record (also written to run.json)."""
+def train(
+    cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None, resume: Resume | None = None
+) -> dict[str, Any]:
+    """Train and test one (model, task) pair, or finish an earlier attempt of it from its last checkpoint
+    (`resume`, chosen by training/resume.py); returns the final run record (also written to run.json)."""
     overrides = list(overrides or [])
     cfg, tuning = apply_selection(cfg, overrides)  # a study's eval job: its group's tuned value, before any build
     quiet_third_party()
@@ -125,6 +131,11 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         "tuning": tuning,
         "started_at": now_stamp(),
     }
+    record["git_dirty"] = git_dirty()  # the checkout git_sha names has uncommitted changes to tracked files
+    resumed_at = None
+    if resume is not None:  # the history, solve state and time trained up to the checkpoint's step
+        attempt = {k: record[k] for k in ("started_at", "git_sha", "git_dirty")}
+        resumed_at = carry_over(record, resume, attempt)
     solve = SolveTracker(task.solve, record, stop_on_solve=bool(cfg.get("stop_on_solve")))
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
     recorder.save()
@@ -142,19 +153,31 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
         wandb_run = logger.experiment if isinstance(logger, WandbLogger) else None
         if wandb_run is not None:
             record["wandb"] = run_info(wandb_run)
+            floors = earlier_steps(output_dir / LOG_NAME, earlier_attempts(wandb_run)) if resume else {}
+            StepLog(output_dir / LOG_NAME, floors).attach(logger)  # resumed: no (metric, step) logged twice
             define_metrics(wandb_run)
             wandb_run.summary.update({"num_parameters": module.num_parameters})
             wandb_run.summary.update({f"baseline/{k}": v for k, v in task.baseline().items()})
 
         callbacks: list[pl.Callback] = [solve, recorder]
         monitor, mode = checkpoint_monitor(task, cfg.get("checkpoint_metric"))
-        checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=monitor, mode=mode)
+        folder = output_dir / CHECKPOINT_DIR
+        kept = {"dirpath": folder, "enable_version_counter": False}  # one file each, replaced in place
+        checkpoint = ModelCheckpoint(filename="best", monitor=monitor, mode=mode, **kept)
+        # `last`, for a relaunch to resume from: no monitor, so every validation check replaces it (save_last=True
+        # writes only at checks that improve the monitor). After `best` in the list, so it holds best's state as of
+        # that check, restored on resume. Not on an exception (save_on_exception): Lightning's loops do not restart
+        # cleanly from mid-batch state (measured: resumed from an exception at step 6, it validated at step 7, not
+        # 6), so an attempt that failed or was interrupted resumes from its last check.
+        last = ModelCheckpoint(filename=Path(LAST).stem, **kept)
         if cfg.checkpoint:
-            callbacks.append(checkpoint)
+            callbacks += [checkpoint, last]
         if cfg.trainer.get("enable_progress_bar", True):
             callbacks.append(RichProgressBar(leave=True))
         diagnostics = diagnostics_from_config(cfg.diagnostics, body)
         if diagnostics is not None:
+            if resume is not None:
+                diagnostics.resume([d for d in resume.record.get("diagnostics") or [] if d["step"] <= resumed_at])
             record["diagnostics"] = diagnostics.records  # the same list: saved with the record as probes append to it
             callbacks.append(diagnostics)
         trainer: pl.Trainer = instantiate(
@@ -166,7 +189,8 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
             enable_checkpointing=bool(cfg.checkpoint),
         )
         record["device"] = device_record(trainer.strategy.root_device, trainer.precision)  # saved at fit start
-        trainer.fit(module, datamodule=task)
+        ckpt_path = None if resume is None else str(resume.checkpoint)
+        trainer.fit(module, datamodule=task, ckpt_path=ckpt_path, weights_only=True)
         if record["status"] == "running":
             # the validation metrics of the model tested: the best check's, or without checkpoints the last one's
             checks = record["history"] if cfg.checkpoint else record["history"][-1:]
@@ -176,7 +200,7 @@ def train(cfg: DictConfig, output_dir: Path, overrides: list[str] | None = None)
                 "checkpoint": checkpoint.best_model_path or None,
             }
             if cfg.get("stage") != "tune":  # tuning is scored on validation only: the test split is never built
-                best = "best" if cfg.checkpoint and checkpoint.best_model_path else None
+                best = (checkpoint.best_model_path or None) if cfg.checkpoint else None  # best of every attempt
                 tested = trainer.test(module, datamodule=task, ckpt_path=best, verbose=False, weights_only=True)[0]
                 ended["test"] = {k: float(v) for k, v in tested.items()}
                 primary = ended["test"].get(f"test/{task.primary_metric}")

@@ -1,0 +1,188 @@
+"""What a relaunch does with a job's earlier attempt: keep its result, resume it from its last checkpoint, or set it
+aside and start afresh.
+
+Re-running a command into the same `hydra.sweep.dir` (or `hydra.run.dir`) decides, per job (`decide`):
+1. **skip**: a finished or diverged record of this job (the same job by tracking/job_identity.py: overrides and
+   resolved config, paths aside), in its own folder or, in a multirun, any other job folder of the sweep (job
+   numbers follow the composed sweep, so they move when it changes). A diverged run is a result: it is not resumed.
+2. A finished or diverged record of this job's overrides whose resolved config differs (a sweep or budget file was
+   edited since) is stale: it is **set aside**, `<its folder>/superseded/<n>/` (the record as `record.json`, with
+   its checkpoints, W&B and CSV folders), and the job reruns; the log names the keys that differ. `run.json` is
+   the only name the report collector, the sweep summary and the study look for, so a set-aside record is never a
+   second copy of the job.
+3. **resume**: the job's own folder holds its record, `failed`, `interrupted` or `running` with no live process
+   (killed: SIGKILL, OOM, a lost node; `running` on another host cannot be told and counts as killed), of the same
+   job, and `checkpoints/last.ckpt`: `trainer.fit(ckpt_path=last)` continues from that checkpoint's global step,
+   with the same W&B run id. The record keeps the history up to that step (so each validation check is in it
+   once), the solve state reached by then, the time trained and the first attempt's `started_at`, and lists each
+   resume under `resumes` (step, time, code version).
+4. **fresh**: anything else (no record; no checkpoint; another config; `resume=false`) trains from scratch. An
+   earlier attempt in the folder is set aside first (never overwritten), which also gives the job a new W&B run id.
+5. **refuse**: the job's folder holds another job's result, or this job still running in a live process.
+
+`resume=false` skips nothing and resumes nothing: every job starts afresh, its earlier attempt set aside.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rnnbench.study.selection import apply_selection
+from rnnbench.tracking.job_identity import describe, job_differences
+from rnnbench.tracking.run_record import (
+    RECORD_NAME,
+    RESULTS,
+    SUPERSEDED_DIR,
+    effective_status,
+    process_alive,
+    read_record,
+)
+from rnnbench.tracking.step_log import LOG_NAME
+
+log = logging.getLogger("rnnbench")
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"  # written at every validation check (and on an exception) by train.py's `last` ModelCheckpoint
+ATTEMPT = (RECORD_NAME, CHECKPOINT_DIR, "wandb", "csv", LOG_NAME)  # what one attempt leaves in its job folder
+ASIDE_RECORD = "record.json"  # a set-aside run.json: a name no collector reads
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed attempt starts: the earlier attempt's record and its last checkpoint."""
+
+    record: dict[str, Any]
+    checkpoint: Path
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one job: `skip` (its result is `record`), `resume` (from `resume`), `fresh` or `refuse`."""
+
+    action: str
+    record: dict[str, Any] | None = None
+    resume: Resume | None = None
+    reason: str = ""
+
+
+def read_job_record(job_dir: Path) -> dict[str, Any]:
+    """A job folder's run record, or {} where it never wrote one or what it wrote is unreadable (then it reruns)."""
+    path = job_dir / RECORD_NAME
+    try:
+        record = read_record(path) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        log.warning("unreadable run record %s (%s): the job counts as not run", path, err)
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def job_config(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The resolved config the job's record will hold (a study's tuned value applied, as `train` does)."""
+    applied, _ = apply_selection(copy.deepcopy(cfg), overrides)
+    return OmegaConf.to_container(applied, resolve=True)
+
+
+def set_aside(job_dir: Path) -> Path | None:
+    """Move the attempt in `job_dir` (record, checkpoints, W&B and CSV logs) to `job_dir/superseded/<n>/`; returns
+    that folder, None if there was nothing to move."""
+    present = [name for name in ATTEMPT if (job_dir / name).exists()]
+    if not present:
+        return None
+    aside = job_dir / SUPERSEDED_DIR
+    aside.mkdir(exist_ok=True)
+    n = 1 + sum(1 for p in aside.iterdir() if p.is_dir())
+    while True:  # two relaunches racing for the same folder each get their own number
+        try:
+            (aside / str(n)).mkdir()
+            break
+        except FileExistsError:
+            n += 1
+    for name in present:
+        os.replace(job_dir / name, aside / str(n) / (ASIDE_RECORD if name == RECORD_NAME else name))
+    return aside / str(n)
+
+
+def decide(
+    job_dir: Path, config: dict[str, Any], overrides: list[str], others: Iterable[Path] = (), resume: bool = True
+) -> Decision:
+    """Skip, resume, start afresh or refuse the job (`config` resolved, `overrides` as launched) whose folder is
+    `job_dir`; `others` are the sweep's other job folders. Sets aside what a fresh start replaces (module doc)."""
+    if not resume:
+        _set_aside_logged(job_dir, "resume=false: starting afresh")
+        return Decision("fresh")
+    for folder in (job_dir, *(p for p in others if p != job_dir)):
+        record = read_job_record(folder)
+        if record.get("status") not in RESULTS:
+            continue
+        differences = job_differences(record, config, overrides)
+        if differences == {}:
+            return Decision("skip", record=record)
+        if differences:
+            _set_aside_logged(folder, f"its finished record differs from this job's config in {describe(differences)}")
+    own = read_job_record(job_dir)
+    status = own.get("status")
+    if status in RESULTS:
+        held = ",".join(own.get("overrides") or []) or "defaults"
+        return Decision(
+            "refuse", reason=f"{job_dir} holds the finished job {held}; not overwriting it: use a new hydra.sweep.dir"
+        )
+    if status == "running" and effective_status(own) == "running":
+        alive = process_alive(own.get("process"))
+        if alive:
+            return Decision(
+                "refuse", reason=f"{job_dir} is running now (pid {own['process']['pid']}); not starting it twice"
+            )
+        log.warning(
+            "%s says running on %s, which cannot be checked from here: taken as killed",
+            job_dir,
+            (own.get("process") or {}).get("host"),
+        )
+    last = job_dir / CHECKPOINT_DIR / LAST
+    if own and last.is_file():
+        differences = job_differences(own, config, overrides)
+        if differences == {}:
+            return Decision("resume", resume=Resume(own, last))
+        why = "another job's" if differences is None else f"differs in {describe(differences)}"
+        _set_aside_logged(job_dir, f"its unfinished attempt is {why}: starting afresh")
+    else:
+        _set_aside_logged(job_dir, "no checkpoint to resume from: starting afresh")
+    return Decision("fresh")
+
+
+def _set_aside_logged(job_dir: Path, why: str) -> None:
+    aside = set_aside(job_dir)
+    if aside is not None:
+        log.warning("%s: %s; the earlier attempt is kept in %s", job_dir, why, aside)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The global step a Lightning checkpoint was saved at."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
+
+
+def carry_over(record: dict[str, Any], resume: Resume, attempt: dict[str, Any]) -> int:
+    """Fill a resumed attempt's new `record` from the earlier one up to its checkpoint's step, which it returns:
+    the history up to that step, the solve state reached by then, time trained, peak memory, the first attempt's
+    start; `attempt` (its time and code version) is appended to `resumes`."""
+    step = checkpoint_step(resume.checkpoint)
+    before = resume.record
+    record["history"] = [h for h in before.get("history") or [] if h.get("step", 0) <= step]
+    solved_at = before.get("steps_to_solve")
+    if solved_at is not None and solved_at <= step:
+        record.update(solved=True, steps_to_solve=solved_at)
+    for key in ("started_at", "train_time_s", "peak_memory_mb", "num_parameters", "epochs_completed"):
+        if before.get(key) is not None:
+            record[key] = before[key]
+    if before.get("steps_completed") != step:  # it ran a check past its checkpoint (killed while saving that)
+        record.pop("epochs_completed", None)
+    record["steps_completed"] = step  # until this attempt's first check
+    record["resumes"] = [*(before.get("resumes") or []), {"from_step": step, **attempt}]
+    return step
