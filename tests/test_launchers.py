@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from rnnbench.tracking.run_record import read_record, write_record
@@ -81,6 +82,26 @@ def test_submitit_local_and_slurm_compose_on_rnnbench_defaults_with_any_budget()
     )
     assert slurm.threads == 1 and "qos" in launcher  # every option of the plugin's schema stays available
     assert compose(["budget=cpu"], hydra=True).hydra.launcher.n_jobs == -1  # joblib: one job per core (2 here)
+
+
+@submitit
+def test_slurm_settings_reach_the_sbatch_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cluster here: a stand-in `srun` on PATH lets submitit build the job array's sbatch script, unsent."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    settings = ["partition=gpu", "gpus_per_node=1", "cpus_per_task=4", "timeout_min=120", "array_parallelism=4"]
+    settings += ['setup=["source ~/venv/bin/activate"]']
+    launcher = ["hydra/launcher=slurm", *(f"hydra.launcher.{s}" for s in settings)]
+    cfg = compose(["+sweep=cell", *launcher, "hydra.job.name=cell", f"hydra.sweep.dir={tmp_path}"], hydra=True)
+    executor, slots = instantiate(cfg.hydra.launcher).executor(12)
+    assert slots == 12  # all submitted as one array; SLURM runs array_parallelism of it at once
+    script = _make_sbatch_string(command="true", folder=tmp_path, map_count=12, **executor._executor.parameters)
+    for line in ("--array=0-11%4", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=120"):
+        assert f"#SBATCH {line}\n" in script, line
+    assert "\n# setup\nsource ~/venv/bin/activate\n" in script
 
 
 def test_a_failed_job_raises_in_its_own_process_and_a_result_does_not(tmp_path: Path) -> None:

@@ -52,21 +52,26 @@ class FailingJobs:
 
         return raise_if_failed(super().__call__(*args, **kwargs))  # type: ignore[misc]
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        """Submit the jobs (the plugin's executor settings), then gather every one as it ends."""
+    def executor(self, n_jobs: int) -> tuple[Any, int]:
+        """submitit's executor with the plugin's settings (as the plugin maps them), and how many of the sweep's
+        `n_jobs` jobs may run at once."""
         import submitit
 
-        from rnnbench.training.scheduled import gather
-
         params = dict(self.params)
-        slots = cpu_slots(params.pop("n_jobs", -1) or -1) if self._EXECUTOR == "local" else len(job_overrides)
+        slots = cpu_slots(params.pop("n_jobs", -1) or -1) if self._EXECUTOR == "local" else n_jobs
         init = {"folder": params.pop("submitit_folder")}
         if "max_num_timeout" in params:
             init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
         shared = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**{k if k in shared else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor, slots
 
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Submit the jobs, then gather every one as it ends."""
+        from rnnbench.training.scheduled import gather
+
+        executor, slots = self.executor(len(job_overrides))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         at_once = f", {slots} job(s) at a time" if slots < len(job_overrides) else ""
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir: {sweep_dir}{at_once}")
