@@ -63,7 +63,10 @@ def test_the_launchers_are_options_whether_or_not_their_plugin_is_installed() ->
         assert missing_plugin(text) == (
             "hydra/launcher=ray needs the ray extra, which is not installed: pip install 'rnnbench[ray]'"
         )
-    assert missing_plugin("In 'model/x': Could not find 'model/y'") is None
+        assert missing_plugin("Could not find 'hydra/sweeper/optuna'", ["hydra/launcher=ray"]).startswith(
+            "hydra/launcher=ray needs the ray extra"
+        )  # picked on the command line
+    assert missing_plugin("In 'model/x': Could not find 'model/y'", ["model=x"]) is None
 
 
 @submitit

@@ -320,16 +320,21 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"logger.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.logger.mode!r}")
 
 
-def missing_plugin(text: str) -> str | None:
-    """A composition error that is a plugin not installed, as the line that says which extra installs it."""
+def missing_plugin(text: str, overrides: Iterable[str] = ()) -> str | None:
+    """A composition error that is a plugin not installed (picked on the command line, or by a config Hydra could
+    not find without it), as the line that says which extra installs it."""
+    picked = {o.lstrip("+~") for o in overrides}
     for config, option, modules, extra in PLUGIN_OPTIONS:
-        if f"'{config}'" in text and any(importlib.util.find_spec(m) is None for m in modules):
+        if (f"'{config}'" in text or option in picked) and any(importlib.util.find_spec(m) is None for m in modules):
             return f"{option} needs the {extra} extra, which is not installed: pip install 'rnnbench[{extra}]'"
     return None
 
 
 def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) -> str:
     """Hydra/OmegaConf composition errors as one line with the allowed values."""
+    missing = missing_plugin(str(err), overrides)
+    if missing:
+        return missing
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
         if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
@@ -338,9 +343,6 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
             what = key.rpartition("/")[2]
             return f"unknown {what} {value!r} for {key}; allowed: {', '.join(hydra_group_options(key))}"
     text = str(err)
-    missing = missing_plugin(text)
-    if missing:
-        return missing
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
         if line.startswith("+") and text.startswith(f"Multiple values for {key}."):
