@@ -19,7 +19,7 @@ class FrozenClock(datetime):
     """Every launch starts at the same microsecond: only the random part can tell them apart."""
 
     @classmethod
-    def now(cls, tz=None) -> datetime:
+    def now(cls, tz: object = None) -> datetime:
         return datetime(2026, 12, 1, 23, 45, 32, 123456)
 
 
