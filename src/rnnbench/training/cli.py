@@ -11,6 +11,7 @@ joblib) runs the jobs in worker processes.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,8 +43,12 @@ class SweepSummary(Callback):
 def unfinished_runs(sweep_dir: Path) -> list[str]:
     """Run directories under a sweep whose record says failed, interrupted or still running, or that never wrote
     one; a diverged run is a result (the cell blew up), kept like a finished one. A folder whose only attempts
-    were set aside (a stale record of a job now run elsewhere, training/resume.py) is no job of this sweep."""
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))  # 2 < 10
+    were set aside (a stale record of a job now run elsewhere, training/resume.py) is no job of this sweep, and
+    hidden folders are a launcher's own (submitit's `.submitit/` logs)."""
+    jobs = sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: (len(p.name), p.name),  # 2 < 10
+    )
     return [
         str(job)
         for job in jobs
@@ -80,8 +85,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def _objective(record: dict[str, Any]) -> float | None:
-    """The value a Hydra sweeper optimises: the task's primary test metric."""
-    return record.get("test", {}).get(f"test/{record.get('primary_metric')}")
+    """The value a Hydra sweeper optimises (an Optuna search ranks trials by it, conf/search/): the task's primary
+    validation metric of the tested checkpoint, `best_val["val/<primary>"]`. Never a test metric: choosing
+    hyperparameters by the test split would leak it into the result. A diverged run scores the worst value in the
+    task's direction (as a study's selection counts it); a run without a score (failed) returns None, which Optuna
+    records as a failed trial."""
+    if record.get("status") == "diverged":
+        return -math.inf if record.get("higher_is_better") else math.inf
+    return (record.get("best_val") or {}).get(f"val/{record.get('primary_metric')}")
 
 
 def main() -> None:

@@ -7,12 +7,14 @@ model, optimiser) and turns any failure into one `ConfigError` line naming the k
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import itertools
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from hydra.errors import HydraException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -29,6 +32,7 @@ from pytorch_lightning.accelerators import AcceleratorRegistry
 
 from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
+from rnnbench.training import resolvers  # noqa: F401  (registers ${unique_now:...} and ${task_direction:...})
 from rnnbench.training.diagnostics import GradientDiagnostics
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.precision import check_precision
@@ -51,7 +55,18 @@ NULLABLE_TOP_LEVEL = ("threads", "study", "fault", "tuned")  # may be null or ab
 NULLABLE_TOP_LEVEL += ("stage", "checkpoint_metric")  # checked with the built task by train.check_protocol
 TYPE_NAMES = {int: "an int", str: "a string", list: "a list", bool: "true or false", dict: "a mapping"}
 GROUPS = ("model", "task", "trainer", "optim", "logger")
-SELECTABLE = (*GROUPS, "sweep", "budget")  # groups whose options a user picks by name (sweep/budget are global)
+SELECTABLE = (*GROUPS, "sweep", "budget", "search")  # groups whose options a user picks by name (the last 3: global)
+
+
+# Options whose Hydra plugin comes with an optional extra: the config Hydra cannot find without it, what the user
+# picked, the modules it needs, the extra (pyproject.toml) that installs them.
+SUBMITIT = ("hydra_plugins.hydra_submitit_launcher",)
+PLUGIN_OPTIONS = (
+    ("hydra/launcher/_submitit_local", "hydra/launcher=submitit_local", SUBMITIT, "submitit"),
+    ("hydra/launcher/_submitit_slurm", "hydra/launcher=slurm", SUBMITIT, "submitit"),
+    ("hydra/launcher/_ray", "hydra/launcher=ray", ("hydra_plugins.hydra_ray_launcher", "ray"), "ray"),
+    ("hydra/sweeper/optuna", "hydra/sweeper=optuna", ("hydra_plugins.hydra_optuna_sweeper", "optuna"), "optuna"),
+)
 
 
 class ConfigError(ValueError):
@@ -98,11 +113,33 @@ def hydra_group_options(group: str) -> list[str]:
     return sorted(o for o in options if not o.startswith("_"))
 
 
+def sweep_values(override: Override, options: Callable[[str], list[str]] = lambda group: []) -> list[str]:
+    """The `key=value` lines preflight checks for one sweep override: every value of a choice or range (tags
+    aside), the options of a config group a glob matches (`options(group)` lists them), and the two ends of an
+    interval, which a sampling sweeper (Optuna) draws between; [] where it cannot tell (a glob over no group)."""
+    key = override.get_key_element()
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        return [f"{key}={sweep.start}", f"{key}={sweep.end}"]
+    if isinstance(sweep, Glob):
+        return [f"{key}={name}" for name in sweep.filter(options(override.key_or_group))]
+    return [f"{key}={v}" for v in override.sweep_string_iterator()]
+
+
 def job_overrides(
-    overrides: list[str], sweeper_params: dict[str, str] | None = None, crossed: Iterable[str] = ()
+    overrides: list[str],
+    sweeper_params: dict[str, str] | None = None,
+    crossed: Iterable[str] = (),
+    product: bool = True,
+    options: Callable[[str], list[str]] = lambda group: [],
 ) -> list[list[str]]:
-    """The override list of every job a (multi)run launches; large sweeps are cut to one-value-at-a-time, except the
-    `crossed` keys (a study's compared keys), whose values are always crossed in full: every variant gets checked."""
+    """The override list of every job a (multi)run launches, as far as it can be told before launching.
+
+    With Hydra's basic sweeper (`product`) that is the product of the sweeps; large ones are cut to one value at a
+    time, except the `crossed` keys (a study's compared keys), whose values are always crossed in full: every
+    variant gets checked. A sweeper that picks the combinations itself (`product=False`: Optuna) gets each value
+    checked once, the ends of its intervals included. A sweep whose values cannot be told (a glob over a plain key)
+    is left out of the check and passed to Hydra as it is."""
     parser = OverridesParser.create()
     given = parser.parse_overrides(list(overrides))
     keys = {o.get_key_element().lstrip("+~") for o in given}
@@ -110,14 +147,11 @@ def job_overrides(
     swept = [f"{k}={v}" for k, v in (sweeper_params or {}).items() if k not in keys]
     parsed = parser.parse_overrides(swept) + given
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    sweeps = {
-        o.get_key_element(): [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
-        for o in parsed
-        if o.is_sweep_override()
-    }
+    sweeps = {o.get_key_element(): sweep_values(o, options) for o in parsed if o.is_sweep_override()}
+    sweeps = {key: values for key, values in sweeps.items() if values}
     if not sweeps:
         return [fixed]
-    if math.prod(len(values) for values in sweeps.values()) <= FULL_PRODUCT_LIMIT:
+    if product and math.prod(len(values) for values in sweeps.values()) <= FULL_PRODUCT_LIMIT:
         return [fixed + list(combo) for combo in itertools.product(*sweeps.values())]
     crossed = [key for key in sweeps if key.lstrip("+~") in set(crossed)]
     firsts = {key: values[0] for key, values in sweeps.items()}
@@ -291,8 +325,21 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"logger.mode must be one of {', '.join(WANDB_MODES)}, got {cfg.logger.mode!r}")
 
 
+def missing_plugin(text: str, overrides: Iterable[str] = ()) -> str | None:
+    """A composition error that is a plugin not installed (picked on the command line, or by a config Hydra could
+    not find without it), as the line that says which extra installs it."""
+    picked = {o.lstrip("+~") for o in overrides}
+    for config, option, modules, extra in PLUGIN_OPTIONS:
+        if (f"'{config}'" in text or option in picked) and any(importlib.util.find_spec(m) is None for m in modules):
+            return f"{option} needs the {extra} extra, which is not installed: pip install 'rnnbench[{extra}]'"
+    return None
+
+
 def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) -> str:
     """Hydra/OmegaConf composition errors as one line with the allowed values."""
+    missing = missing_plugin(str(err), overrides)
+    if missing:
+        return missing
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
         if key in SELECTABLE and value and value not in group_options(key, user_config_dir):
@@ -320,10 +367,16 @@ def _explain(err: Exception, overrides: list[str], user_config_dir: str | None) 
     return text.strip().splitlines()[0]
 
 
+def _group_options_any(group: str, user_config_dir: str | None = None) -> list[str]:
+    """The options of one of our config groups, or of a Hydra group (`hydra/launcher`); [] for a plain key."""
+    return hydra_group_options(group) if group.startswith("hydra/") else group_options(group, user_config_dir)
+
+
 def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str | None = None) -> int:
     """Compose and check every job the command would run; returns how many jobs were checked."""
     try:
-        base = compose_config([o for o in overrides if "," not in o], user_config_dir, hydra=True) if multirun else None
+        fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
+        base = compose_config(fixed, user_config_dir, hydra=True) if multirun else None
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_explain(err, overrides, user_config_dir)) from err
     sweeper = dict(base.hydra.sweeper.get("params") or {}) if base is not None else {}
@@ -332,7 +385,10 @@ def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str
         compared = parse_study(OmegaConf.to_container(study, resolve=True)).compare if study is not None else ()
     except StudyError as err:
         raise ConfigError(str(err)) from err
-    jobs = job_overrides(overrides, sweeper, compared) if multirun else [overrides]
+    # Hydra's basic sweeper launches the product of the sweeps; another one (Optuna) picks the combinations itself
+    grid = base is None or str(base.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
+    options = partial(_group_options_any, user_config_dir=user_config_dir)  # what a glob(...) sweep can match
+    jobs = job_overrides(overrides, sweeper, compared, product=grid, options=options) if multirun else [overrides]
     labels: dict[str, set[str]] = {}  # study block (as JSON) -> the variant labels its jobs produce
     for job in jobs:
         try:
