@@ -63,3 +63,19 @@ def test_every_committed_report_regenerates_from_its_records(sweep: str, tmp_pat
     monkeypatch.chdir(tmp_path)
     assert main([f"reports/{sweep}/{ARCHIVE_NAME}", "--out", "reports"]) == 0
     assert files(tmp_path / "reports" / sweep) == files(REPO_REPORTS / sweep)
+
+
+def test_a_study_with_only_its_tuning_stage_run_reports_it_as_in_progress(tmp_path: Path, monkeypatch) -> None:
+    """An interrupted study is reported to carry its records to the next machine: no crash for want of evaluation
+    runs (the test-metric figures are left out), and the report and the front page say it is in progress instead of
+    reading its hypotheses as undecided."""
+    tuning = [r for r in fixture_records() if r["stage"] == "tune"]
+    write_archive(tmp_path / "tuned" / ARCHIVE_NAME, tuning)
+    monkeypatch.chdir(tmp_path)
+    assert main([f"tuned/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    readme = (tmp_path / "reports" / "fixture" / "README.md").read_text()
+    assert "**In progress: the evaluation stage has not run** (8 tuning runs recorded, 0 evaluation runs)" in readme
+    assert sorted(p.name for p in (tmp_path / "reports" / "fixture").glob("*.png")) == ["tuning.png"]
+    front = [line for line in (tmp_path / "reports" / "README.md").read_text().splitlines() if "`gru_" in line]
+    assert len(front) == 3 and all("in progress (tuning recorded, evaluation not run)" in line for line in front)
+    assert len(read_archive(tmp_path / "reports" / "fixture" / ARCHIVE_NAME)) == 8

@@ -283,8 +283,9 @@ def profile_plot(analysis: Analysis, path: Path) -> None:
     _panels(1, draw, path, f"{analysis.experiment}: performance profile over groups")
 
 
-def _always(analysis: Analysis) -> bool:
-    return True
+def _evaluated(analysis: Analysis) -> bool:
+    """Whether any evaluation run finished: a study whose tuning stage alone has run has no test metric to draw."""
+    return bool(analysis.variants)
 
 
 def _probed(analysis: Analysis) -> bool:
@@ -309,9 +310,9 @@ def _aggregated(analysis: Analysis) -> bool:
 
 Plot = Callable[[Analysis, Path], None]
 PLOTS: dict[str, tuple[Plot, Callable[[Analysis], bool]]] = {  # file name: (draw it, whether this sweep gets it)
-    "factor.png": (factor_plot, _always),
-    "curves.png": (curves_plot, _always),
-    "cost.png": (cost_plot, _always),
+    "factor.png": (factor_plot, _evaluated),
+    "curves.png": (curves_plot, _evaluated),
+    "cost.png": (cost_plot, _evaluated),
     "grad_vs_lag.png": (grad_lag_plot, _probed),  # runs with diagnostics.enabled=true only
     "forget_gate.png": (forget_gate_plot, _gated),  # ... and a gated cell
     "solved.png": (solved_plot, _solvable),  # tasks with a solve criterion

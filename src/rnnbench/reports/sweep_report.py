@@ -74,6 +74,20 @@ def compute_line(records: list[dict[str, Any]]) -> str:
     )
 
 
+def stage_line(analysis: Analysis) -> str:
+    """For a study whose evaluation stage has not finished a run yet (an interrupted study, reported to carry its
+    records to the next machine): say so, since every hypothesis then reads "no runs" for want of evaluation runs,
+    not for want of a result. Empty otherwise."""
+    stages = Counter(r.stage for r in analysis.rows)
+    if not stages.get("tune") or analysis.variants:
+        return ""
+    return (
+        f"**In progress: the evaluation stage has not run** ({stages['tune']} tuning runs recorded, "
+        f"{stages.get('eval', 0)} evaluation runs), so no hypothesis is decided yet: `{study_command(analysis)}` "
+        "resumes the study, restoring these records."
+    )
+
+
 def status_line(rows: tuple[Row, ...]) -> str:
     """'12 runs: 10 finished, 1 failed, 1 diverged.'"""
     counts = Counter(r.status for r in rows)
@@ -181,6 +195,7 @@ def readme(analysis: Analysis, out: str, plots: list[str], compute: str = "") ->
     """The sweep's README.md."""
     lines = [f"# Sweep `{analysis.experiment}`", "", "Regenerate:", "", "```bash", commands(analysis, out), "```"]
     lines += ["", compute] if compute else []
+    lines += ["", progress] if (progress := stage_line(analysis)) else []
     for heading, items in _sections(analysis):
         lines += ["", f"## {heading}", ""]
         lines += "\n\n".join((i.markdown() if isinstance(i, Table) else i).strip("\n") for i in items).splitlines()
@@ -202,6 +217,7 @@ def summary(analysis: Analysis, plots: list[str], compute: str = "") -> dict:
         "claim": analysis.study.claim,
         "runs": status_line(analysis.rows),
         "compute": compute,
+        **({"in_progress": True} if stage_line(analysis) else {}),  # only when true: finished studies' files stay
         "family": analysis.family,
         "findings": [
             {
@@ -231,8 +247,11 @@ def write_sweep(analysis: Analysis, records: list[dict[str, Any]], out: Path, sh
     return folder
 
 
-def _index_verdict(f: dict) -> str:
-    """'inconclusive (to decide: about 8 seeds per variant)' for one finding of a summary."""
+def _index_verdict(f: dict, in_progress: bool = False) -> str:
+    """'inconclusive (to decide: about 8 seeds per variant)' for one finding of a summary; 'in progress (...)' for
+    a study whose evaluation stage has not run."""
+    if in_progress:
+        return "in progress (tuning recorded, evaluation not run)"
     return f"{f['verdict']} (to decide: {f['to_decide']})" if f.get("to_decide") else f["verdict"]
 
 
@@ -257,7 +276,8 @@ def write_index(out: Path, declared: dict[str, Study] | None = None) -> Path:
             figure = f"[{f['figure'][:-4]}]({name}/{f['figure']})" if f.get("figure") else ""
             study = f"[{name}]({name}/README.md) `{f.get('id', '')}`"
             said = _cell(literature.get(f.get("id", ""), ""))
-            lines.append(f"| {claim} | {study} | {_cell(_index_verdict(f))} | {figure} | {said} |")
+            verdict = _cell(_index_verdict(f, info.get("in_progress", False)))
+            lines.append(f"| {claim} | {study} | {verdict} | {figure} | {said} |")
     lines += ["", "| sweep | seed's claim | runs | compute |", "|---|---|---|---|"]
     for info in infos:
         name = info["experiment"]
