@@ -74,8 +74,14 @@ def test_a_study_with_only_its_tuning_stage_run_reports_it_as_in_progress(tmp_pa
     monkeypatch.chdir(tmp_path)
     assert main([f"tuned/{ARCHIVE_NAME}", "--out", "reports"]) == 0
     readme = (tmp_path / "reports" / "fixture" / "README.md").read_text()
-    assert "**In progress: the evaluation stage has not run** (8 tuning runs recorded, 0 evaluation runs)" in readme
+    assert (
+        "**In progress: the evaluation stage has 0 of its 12 runs** (4 tuned groups x 3 seeds; 8 tuning runs" in readme
+    )
     assert sorted(p.name for p in (tmp_path / "reports" / "fixture").glob("*.png")) == ["tuning.png"]
     front = [line for line in (tmp_path / "reports" / "README.md").read_text().splitlines() if "`gru_" in line]
-    assert len(front) == 3 and all("in progress (tuning recorded, evaluation not run)" in line for line in front)
+    assert len(front) == 3 and all("in progress (inconclusive so far)" in line for line in front)
     assert len(read_archive(tmp_path / "reports" / "fixture" / ARCHIVE_NAME)) == 8
+    some = tuning + [r for r in fixture_records() if r["stage"] == "eval"][:5]  # the evaluation stage under way
+    write_archive(tmp_path / "tuned" / ARCHIVE_NAME, some)
+    assert main([f"tuned/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    assert "the evaluation stage has 5 of its 12 runs" in (tmp_path / "reports" / "fixture" / "README.md").read_text()

@@ -75,16 +75,22 @@ def compute_line(records: list[dict[str, Any]]) -> str:
 
 
 def stage_line(analysis: Analysis) -> str:
-    """For a study whose evaluation stage has not finished a run yet (an interrupted study, reported to carry its
-    records to the next machine): say so, since every hypothesis then reads "no runs" for want of evaluation runs,
-    not for want of a result. Empty otherwise."""
-    stages = Counter(r.stage for r in analysis.rows)
-    if not stages.get("tune") or analysis.variants:
+    """For a study whose evaluation stage has not finished (an interrupted study, reported so that its records travel
+    to the next machine): say how far it got, since its hypotheses are then read on the evaluation runs so far, or
+    on none. Empty for a finished study: every tuned group holds a run per evaluation seed."""
+    if not analysis.tuning:
         return ""
+    runs = {(v.task, v.setting, v.x, v.variant): v.runs for v in analysis.variants}
+    groups = {(t.task, t.setting, t.x, t.variant) for t in analysis.tuning}
+    want = len(analysis.study.seeds)
+    done = sum(min(runs.get(g, 0), want) for g in groups)
+    if done >= want * len(groups):
+        return ""
+    tuned = sum(1 for r in analysis.rows if r.stage == "tune")
     return (
-        f"**In progress: the evaluation stage has not run** ({stages['tune']} tuning runs recorded, "
-        f"{stages.get('eval', 0)} evaluation runs), so no hypothesis is decided yet: `{study_command(analysis)}` "
-        "resumes the study, restoring these records."
+        f"**In progress: the evaluation stage has {done} of its {want * len(groups)} runs** ({len(groups)} tuned "
+        f"groups x {want} seeds; {tuned} tuning runs recorded), so no verdict below is final: "
+        f"`{study_command(analysis)}` resumes the study, restoring these records."
     )
 
 
@@ -251,7 +257,7 @@ def _index_verdict(f: dict, in_progress: bool = False) -> str:
     """'inconclusive (to decide: about 8 seeds per variant)' for one finding of a summary; 'in progress (...)' for
     a study whose evaluation stage has not run."""
     if in_progress:
-        return "in progress (tuning recorded, evaluation not run)"
+        return f"in progress ({f['verdict']} so far)"
     return f"{f['verdict']} (to decide: {f['to_decide']})" if f.get("to_decide") else f["verdict"]
 
 
