@@ -97,7 +97,8 @@ def factor_plot(analysis: Analysis, path: Path) -> None:
             ax.axhline(stats[0].baseline, color="grey", linestyle=":", label="baseline")
         ax.set_title(_panel_title(analysis, *places[i]))
         ax.set_xlabel(x_name or "variant")
-        if x_name and stats and all(v.x and v.x > 0 for v in stats):
+        # a log axis needs a point on it: a group whose runs are all still running has none (matplotlib refuses)
+        if x_name and any(v.values for v in stats) and all(v.x and v.x > 0 for v in stats):
             ax.set_xscale("log")
         if not x_name:
             ax.set_xticks(range(len(variants)), variants, rotation=20)
