@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnbench.reports.archive import ARCHIVE_NAME, write_archive
 from rnnbench.reports.cli import main as report
 from rnnbench.reports.collect import local_records
 from rnnbench.tracking.run_record import effective_status, process_alive, process_identity, read_record, write_record
@@ -68,8 +69,13 @@ def test_a_running_record_whose_process_is_gone_reads_as_interrupted(tmp_path: P
     write_record(tmp_path / "b" / "run.json", {"status": "running", "process": process_identity()})  # this one lives
     assert [effective_status(r) for r in local_records([tmp_path])] == ["interrupted", "running"]
     assert "ended without finishing the run" in local_records([tmp_path])[0]["error"]
+    # an archive is the snapshot a report was made from: its `running` record stays running, so that report
+    # regenerates the same after the process has gone
+    write_archive(tmp_path / "c" / ARCHIVE_NAME, [{"status": "running", "process": alive}])
+    assert [r["status"] for r in local_records([tmp_path / "c"])] == ["running"]
 
 
+@pytest.mark.slow  # a minute of subprocess sweeps; the default run's multirun test (test_train.py) fails and relaunches
 def test_six_jobs_three_faults_then_a_relaunch_finishes_only_what_is_missing(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0,1,2,3,4,5", *SMOKE, "experiment=faults", f"hydra.sweep.dir={sweep}"]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from rnnbench.tracking.run_record import read_record
+from rnnbench.training.cli import main as cli_main
 from rnnbench.training.config import compose_config
 from rnnbench.training.train import run_name, train
 
@@ -81,14 +82,25 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"]])
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param([], id="basic"),
+        # joblib's workers also print and record (tests/test_progress.py's joblib sweep, in the default run)
+        pytest.param(
+            ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"], id="joblib", marks=pytest.mark.slow
+        ),
+    ],
+)
 def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path: Path, launcher: list[str]) -> None:
     """Also with jobs in joblib's worker processes (budget=cpu): the summary reads run.json, not process memory.
-    The seed-1 jobs fail at their first step, every time (an injected fault, which is no part of the job)."""
+    The seed-1 jobs fail at their first step, every time (an injected fault, which is no part of the job). The
+    relaunch gives the overrides in another order (so other job numbers): every finished job is still found and
+    skipped, never overwritten."""
     sweep = tmp_path / "sweep"
     fault = ["+fault=raise_at_step", "fault.action=null", "fault.seeds={1: raise}"]
-    args = ["-m", "model=rnn,lstm", "seed=0,1", *fault, "trainer=smoke", *SMALL_DATA, *launcher]
-    first = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
+    common = [*fault, "trainer=smoke", *SMALL_DATA, *launcher, f"hydra.sweep.dir={sweep}"]
+    first = _cli(["-m", "model=rnn,lstm", "seed=0,1", *common], tmp_path)
     assert first.returncode == 1, first.stderr[-2000:]
     assert "2 job(s) failed" in first.stderr
     records = {p.parent.name: read_record(p) for p in sweep.glob("*/run.json")}
@@ -97,31 +109,23 @@ def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path:
     finished = [p for p in sweep.glob("*/run.json") if read_record(p)["status"] == "finished"]
     runs = {read_record(p)["wandb"]["id"] for p in finished}
     assert len(runs) == 2 and len(list(sweep.glob("*/wandb/offline-run-*"))) == 4  # failed jobs keep theirs too
+    assert {read_record(p)["overrides"][0] for p in finished} == {"model=rnn", "model=lstm"}
     stamps = {p: p.stat().st_mtime_ns for p in finished}
 
-    again = _cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
+    again = _cli(["-m", "seed=1,0", "model=lstm,rnn", *common], tmp_path)
     assert again.returncode == 1
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished jobs skipped, not retrained
-
-
-def test_cli_resume_finds_finished_jobs_whatever_their_order_and_never_overwrites_one(tmp_path: Path) -> None:
-    """A relaunch whose overrides come in another order (so other job numbers) still skips every finished job."""
-    sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
-    first = _cli(["-m", "model=rnn,lstm", "trainer=smoke", "logger=none", *SMALL_DATA, sweep], tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
-    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/run.json")}
-    assert {read_record(p)["overrides"][0] for p in stamps} == {"model=rnn", "model=lstm"}
-
-    again = _cli(["-m", *SMALL_DATA, "logger=none", "trainer=smoke", "model=lstm,rnn", sweep], tmp_path)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/run.json")} == stamps
     assert (again.stdout + again.stderr).count("already finished, skipping") == 2
 
 
-def test_cli_bad_override_exits_with_one_line(tmp_path: Path) -> None:
-    result = _cli(["model.hidden_size=-4"], tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "rnnbench-train: error: model.hidden_size must be a positive int, got -4"
+def test_cli_bad_override_exits_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The console command's own function, in this process (tests/test_bad_input.py runs the installed command)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["rnnbench-train", "model.hidden_size=-4"])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == "rnnbench-train: error: model.hidden_size must be a positive int, got -4"
     assert not (tmp_path / "outputs").exists()
 
 

@@ -32,8 +32,9 @@ def find_records(paths: Iterable[Path]) -> list[Path]:
 
 
 def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every readable run record under `paths`, the records of archives included; a `running` one whose process is
-    gone reads as `interrupted`.
+    """Every readable run record under `paths`, the records of archives included; a `running` run.json whose
+    process is gone reads as `interrupted`. An archive's records are read as archived: they are the snapshot its
+    report was made from, so the report regenerates the same on any machine, whatever became of those processes.
 
     A corrupt or truncated record (a node killed mid-write by something other than our atomic writer, a full disk)
     is skipped with a warning naming the file, so one bad file never costs the report of all the others."""
@@ -44,11 +45,14 @@ def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
         except (OSError, EOFError, UnicodeDecodeError, ValueError) as err:  # json.JSONDecodeError is a ValueError
             print(f"rnnbench-report: warning: skipping {path}: not a readable run record ({err})", file=sys.stderr)
             continue
+        live = path.name == RECORD_NAME
         for record in found:
             if not isinstance(record, dict) or "status" not in record:
                 print(f"rnnbench-report: warning: skipping {path}: not a run record (no status)", file=sys.stderr)
                 continue
-            if effective_status(record) != record["status"]:  # `running`, but its process is gone: it was killed
+            if (
+                live and effective_status(record) != record["status"]
+            ):  # `running`, but its process is gone: it was killed
                 process = record.get("process") or {}
                 why = f"process {process.get('pid')} on {process.get('host')} ended without finishing the run"
                 record = {**record, "status": effective_status(record), "error": record.get("error") or why}
