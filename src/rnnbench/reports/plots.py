@@ -108,9 +108,31 @@ def factor_plot(analysis: Analysis, path: Path) -> None:
     _panels(len(places), draw, path, f"{analysis.experiment}: test metric, each seed (dots) and the median")
 
 
+def median_curve(curves: list[dict[int, float]], higher_is_better: bool) -> tuple[list[int], np.ndarray]:
+    """The median of every run at every step any run reached.
+
+    Why not the median of the values present at each step: runs leave the plot early, a solved run stopped by
+    `stop_on_solve`, a diverged or failed one, and the median of those still going is then the median of the
+    unsolved (or of the survivors), drifting away from what the variant does. So each run holds its last value to
+    the end (a solved run stays solved), and a non-finite value (diverged) counts as the worst possible one."""
+    worst = -math.inf if higher_is_better else math.inf
+    steps = sorted({e for c in curves for e in c})
+    held = []
+    for c in curves:
+        last, row = np.nan, []
+        for e in steps:
+            if e in c:
+                last = c[e] if math.isfinite(c[e]) else worst
+            row.append(last)
+        held.append(row)
+    table = np.array(held)  # (runs, steps); NaN before a run's first check
+    medians = np.array([np.median(col[~np.isnan(col)]) for col in table.T])
+    return steps, medians
+
+
 def curves_plot(analysis: Analysis, path: Path) -> None:
-    """Validation metric against the optimiser step, one thin line per seed and the median per variant; at the
-    largest factor value for each task."""
+    """Validation metric against the optimiser step, one thin line per seed and the median per variant (runs that
+    ended early held at their last value: `median_curve`); at the largest factor value for each task."""
     places, variants = _places(analysis), _variants(analysis)
 
     def draw(ax: plt.Axes, i: int) -> None:
@@ -120,11 +142,10 @@ def curves_plot(analysis: Analysis, path: Path) -> None:
             curves = [dict(r.curve) for r in rows if r.variant == name and r.x == top]
             for c in curves:
                 ax.plot(list(c), list(c.values()), color=f"C{j}", alpha=0.35, linewidth=0.8)
-            steps = sorted({e for c in curves for e in c})
-            if not steps:
+            if not curves:
                 continue
-            values = [[c[e] for c in curves if e in c and math.isfinite(c[e])] for e in steps]
-            medians = np.array([np.median(v) if v else np.nan for v in values])
+            higher = next(r.higher_is_better for r in rows if r.variant == name)
+            steps, medians = median_curve(curves, higher)
             ax.plot(steps, medians, label=name, color=f"C{j}", linewidth=1.8)
         at = "" if top is None else f" ({analysis.study.factor}={top:g})"
         ax.set_title(_panel_title(analysis, *places[i]) + at)
