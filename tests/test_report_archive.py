@@ -57,7 +57,12 @@ def test_the_committed_fixture_report_regenerates_from_its_records(tmp_path: Pat
     assert files(tmp_path / "reports" / "fixture") == files(FIXTURE / "fixture")
 
 
-@pytest.mark.parametrize("sweep", sorted(p.parent.name for p in REPO_REPORTS.glob(f"*/{ARCHIVE_NAME}")))
+def _committed(sweep: str) -> object:
+    """One committed report (cell, the smallest of the full ones) in the default run, every other one slow."""
+    return pytest.param(sweep, marks=() if sweep == "cell" else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("sweep", [_committed(p.parent.name) for p in sorted(REPO_REPORTS.glob(f"*/{ARCHIVE_NAME}"))])
 def test_every_committed_report_regenerates_from_its_records(sweep: str, tmp_path: Path, monkeypatch) -> None:
     shutil.copytree(REPO_REPORTS / sweep, tmp_path / "reports" / sweep)
     monkeypatch.chdir(tmp_path)

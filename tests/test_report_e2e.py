@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rnnbench.reports.cli import main
 
 TRAIN = str(Path(sys.executable).with_name("rnnbench-train"))
@@ -55,6 +57,7 @@ hydra:
 """
 
 
+@pytest.mark.slow  # a second whole sweep-to-report chain (~25 s); test_smoke_sweep_to_report runs by default
 def test_a_users_own_sweep_gets_a_verdict_with_no_code_change(tmp_path: Path) -> None:
     """A sweep file with its own hypothesis in a --config-dir, run at the smoke budget, then reported."""
     conf, runs, out = tmp_path / "my_conf", tmp_path / "multirun", tmp_path / "reports"

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rnnbench.tracking.run_record import read_record
 from rnnbench.tracking.wandb_run import job_run_id, record_summary, start_run
 from rnnbench.training.config import compose_config
@@ -62,6 +64,7 @@ def agent_env(tmp_path: Path, params: dict[str, Any], run_id: str = "agentrun1")
     }
 
 
+@pytest.mark.slow  # a W&B sweep agent in a subprocess: ~20 s
 def test_an_agent_launched_run_keeps_the_composed_config(tmp_path: Path) -> None:
     """The agent's parameters arrive twice: as Hydra overrides (`${args_no_hyphens}`) and in the params file."""
     params = {"task": "adding", "model": "gru", "task.seq_len": 7, "seed": 1}
