@@ -3,6 +3,7 @@ committed report (tests/data/reports/fixture, made from its committed archive) r
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -85,6 +86,11 @@ def test_a_study_with_only_its_tuning_stage_run_reports_it_as_in_progress(tmp_pa
     assert sorted(p.name for p in (tmp_path / "reports" / "fixture").glob("*.png")) == ["tuning.png"]
     front = [line for line in (tmp_path / "reports" / "README.md").read_text().splitlines() if "`gru_" in line]
     assert len(front) == 3 and all("in progress (inconclusive so far)" in line for line in front)
+    # a declared study with no report says what running it takes (the shipped sweeps: none is reported here)
+    planned = (
+        r"- `attention`: .* To decide its hypotheses: \d+ tuning \+ \d+ evaluation runs of at most [\d,]+ optimiser"
+    )
+    assert re.search(planned, (tmp_path / "reports" / "README.md").read_text())
     assert len(read_archive(tmp_path / "reports" / "fixture" / ARCHIVE_NAME)) == 8
     some = tuning + [r for r in fixture_records() if r["stage"] == "eval"][:5]  # the evaluation stage under way
     for r in some[-5:-2]:  # one group's runs all still running: no point on its panel's log axis

@@ -15,7 +15,7 @@ from rnnbench.reports.archive import read_archive
 from rnnbench.study.archive import restore, restored_dir
 from rnnbench.study.selection import apply_selection, write_selection
 from rnnbench.study.spec import StudyError
-from rnnbench.study.stages import SELECTION_FROM_JOB, command, load, stage_overrides
+from rnnbench.study.stages import SELECTION_FROM_JOB, Plan, command, load, plan, stage_overrides
 from rnnbench.tracking.run_record import read_record, write_record
 from rnnbench.training.config import compose_config
 from rnnbench.training.resume import set_aside
@@ -47,6 +47,16 @@ def test_tuning_stage_runs_the_tuning_grid_on_tuning_seeds_at_the_hardest_factor
     assert stage_overrides(narrowed, "tune")[-1] == "task.seq_len=7" and "task.seq_len=5,7" not in command(
         narrowed, "tune"
     )
+
+
+def test_the_plan_counts_each_stages_jobs_as_the_stages_launch_them(conf: Path) -> None:
+    """2 cells x 2 lengths; tuning at the hardest length only (2 groups x 2 rates x 1 seed) or at each (4 x 2);
+    the budget's seed sweep is not counted: the stages set their own seeds."""
+    assert plan(load("tiny", [], str(conf))) == Plan(tune_runs=4, eval_runs=4, max_steps=2)
+    assert plan(load("each", [], str(conf))) == Plan(tune_runs=8, eval_runs=4, max_steps=2)
+    assert plan(load("tiny", ["task.seq_len=5,7,9", "trainer.max_steps=300"], str(conf))) == Plan(4, 6, 300)
+    assert Plan(48, 30, 4000).sentence() == "48 tuning + 30 evaluation runs of at most 4,000 optimiser steps each"
+    assert Plan(2, 1, None).sentence() == "2 tuning + 1 evaluation runs"
 
 
 def test_each_tunes_every_factor_value_and_eval_runs_the_evaluation_seeds_at_the_selection(conf: Path) -> None:

@@ -18,7 +18,7 @@ from rnnbench.reports.analysis import analyse, analyses
 from rnnbench.reports.collect import local_records
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.rows import experiment_of
-from rnnbench.reports.sweep_report import write_index, write_sweep
+from rnnbench.reports.sweep_report import SUMMARY, write_index, write_sweep
 
 __all__ = ["analyses", "main"]
 
@@ -91,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             from rnnbench.reports.wandb_report import publish_report
 
             print(f"  W&B report: {publish_report(analysis, folder, args.entity, args.project, workspace)}")
-    from rnnbench.study.stages import declared_studies  # composes the sweep configs: only when writing the index
+    from rnnbench.study.stages import declared_studies, load, plan  # composes the sweep configs: only here
 
-    print(f"index: {write_index(out, declared_studies())}")
+    declared = declared_studies()
+    waiting = [name for name in declared if not (out / name / SUMMARY).is_file()]
+    plans = {name: plan(load(name, [])).sentence() for name in waiting}
+    print(f"index: {write_index(out, declared, plans)}")
     return 0
 
 

@@ -21,7 +21,7 @@ from rnnbench.reports.collect import local_records
 from rnnbench.study.archive import default_archive, restore
 from rnnbench.study.selection import write_selection
 from rnnbench.study.spec import StudyError
-from rnnbench.study.stages import Launch, load, run_stage
+from rnnbench.study.stages import Launch, load, plan, run_stage
 from rnnbench.study.tuning import RESULT_STATUSES, group_name, select
 
 
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_intermixed_args(argv)
     try:
         launch = load(args.name, args.overrides, args.config_dir, args.dir)
+        print(f"rnnbench-study: {launch.name}: {plan(launch).sentence()}", flush=True)
         if not args.no_restore:
             restore_archive(launch, args.restore)
         status = 0

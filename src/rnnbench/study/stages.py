@@ -10,6 +10,7 @@ machine still match the relaunched jobs.
 
 from __future__ import annotations
 
+import math
 import shlex
 import subprocess
 import sys
@@ -112,6 +113,39 @@ def declared_studies(config_dir: str | None = None) -> dict[str, Study]:
 def _values(launch: Launch, key: str) -> list[str]:
     override = _parse(f"{key}={launch.grid[key]}")
     return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a study will run: its stages' job counts and the step budget of each job."""
+
+    tune_runs: int
+    eval_runs: int
+    max_steps: int | None  # None: an epoch budget
+
+    def sentence(self) -> str:
+        """'48 tuning + 30 evaluation runs of at most 4,000 optimiser steps each'."""
+        budget = "" if self.max_steps is None else f" of at most {self.max_steps:,} optimiser steps each"
+        return f"{self.tune_runs} tuning + {self.eval_runs} evaluation runs{budget}"
+
+
+def plan(launch: Launch) -> Plan:
+    """The job counts of both stages, from the grid as the stages launch it (the tuning stage at the factor's
+    largest value only with per_factor=hardest), and the sweep's step budget."""
+    tuning = launch.study.tuning
+    if tuning is None:
+        raise StudyError("study.tuning is missing")
+    sizes = {key: len(_values(launch, key)) for key in launch.grid if key not in RESERVED}  # the stages set seeds
+    groups = math.prod(sizes.values())
+    factor = launch.study.factor
+    tune_groups = groups // sizes[factor] if tuning.per_factor == "hardest" and factor in sizes else groups
+    fixed = [o for o in launch.overrides if not _parse(o).is_sweep_override()]
+    steps = compose_config([f"+sweep={launch.name}", *fixed], launch.config_dir).trainer.get("max_steps")
+    return Plan(
+        tune_groups * len(tuning.grid) * len(tuning.seeds),
+        groups * len(launch.study.seeds),
+        int(steps) if steps is not None and int(steps) > 0 else None,
+    )
 
 
 def _joined(values: tuple[float, ...] | tuple[int, ...]) -> str:
