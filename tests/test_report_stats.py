@@ -179,6 +179,30 @@ def test_tuning_and_evaluation_runs_never_pool() -> None:
     assert curves["gru"].chosen == 1e-2 and curves["gru"].at_edge
 
 
+def test_a_widened_tuning_grid_pools_with_the_first_and_its_curve_shows_every_rate() -> None:
+    """A grid widened after a choice at its edge (1e-3, 1e-2, then 1e-4 added for every variant): one study, its
+    grid the union; a changed tuning seed list is still another study."""
+    first = {**study(), "tuning": {"grid": [1e-3, 1e-2], "seeds": [1000]}}
+    widened = {**study(), "tuning": {"grid": [1e-4, 1e-3, 1e-2], "seeds": [1000]}}
+
+    def tune(block: dict[str, Any], lr: float, acc: float) -> list[dict[str, Any]]:
+        extra = {"config.optim.optimizer.lr": lr, "config.stage": "tune"}
+        return [
+            study_record(v, 1000, None, block, stage="tune", status="finished", best_val={"val/acc": acc}, **extra)
+            for v in ("lstm", "gru")
+        ]
+
+    tunes = tune(first, 1e-3, 0.4) + tune(first, 1e-2, 0.3) + tune(widened, 1e-4, 0.8)
+    evals = runs(widened, {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, tuning={"value": 1e-4, "at_edge": True})
+    analysis = analyse("study", evals + tunes)
+    assert analysis.study.tuning.grid == (1e-4, 1e-3, 1e-2)
+    curve = {s.variant: s for s in analysis.tuning}["gru"]
+    assert curve.values == (1e-4, 1e-3, 1e-2) and curve.scores == ((0.8,), (0.4,), (0.3,)) and curve.chosen == 1e-4
+    other_seeds = {**study(), "tuning": {"grid": [1e-4], "seeds": [1001]}}
+    with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds and tuning grid aside\)"):
+        analyse("study", evals + tune(other_seeds, 1e-4, 0.8))
+
+
 def test_solves_uses_boschloo_on_solved_counts() -> None:
     solves = {"id": "h", "variant": "gru", "relation": "solves"}
     values = {"lstm": [0.5, 0.9, 0.5, 0.5, 0.9], "gru": [0.99] * 5}

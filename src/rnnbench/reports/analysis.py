@@ -165,26 +165,36 @@ def _tests(study: Study, eval_cells: dict[CellKey, list[Row]]) -> list[GroupResu
 
 def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
     """The one study block the records carry (none: compare by cell, no hypotheses). Blocks that differ only in
-    their evaluation seeds are one study (a launch that added seeds to an undecided one): its seeds are their union."""
+    their evaluation seeds or their tuning grid are one study: a launch that added seeds to an undecided study, or
+    widened the grid that every variant is tuned on (a choice at its edge); the seeds and the grid are the unions."""
     found = [r.get("config", {}).get("study") for r in records]
-    blocks = {json.dumps(_without_seeds(b), sort_keys=True) for b in found}
+    blocks = {json.dumps(_pooling_key(b), sort_keys=True) for b in found}
     if len(blocks) > 1:
         raise PoolingError(
-            f"runs of experiment {experiment} record {len(blocks)} different study blocks (seeds aside): report each "
-            "sweep's runs separately (or re-run them with one sweep file)"
+            f"runs of experiment {experiment} record {len(blocks)} different study blocks (evaluation seeds and "
+            "tuning grid aside): report each sweep's runs separately (or re-run them with one sweep file)"
         )
     block = json.loads(blocks.pop()) if blocks else None
     if block is not None:
         seeds = sorted({s for b in found if b for s in b.get("seeds") or []})
         block = {**block, "seeds": seeds} if seeds else block
+        grid = sorted({v for b in found if b for v in (b.get("tuning") or {}).get("grid") or []})
+        if grid:
+            block = {**block, "tuning": {**block["tuning"], "grid": grid}}
     try:
         return parse_study(block) if block is not None else Study()
     except StudyError as err:
         raise PoolingError(f"experiment {experiment}: {err}") from err
 
 
-def _without_seeds(block: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if block is None else {k: v for k, v in block.items() if k != "seeds"}
+def _pooling_key(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A study block without what a relaunch may extend: the evaluation seeds and the tuning grid."""
+    if block is None:
+        return None
+    key = {k: v for k, v in block.items() if k != "seeds"}
+    if isinstance(key.get("tuning"), dict):
+        key["tuning"] = {k: v for k, v in key["tuning"].items() if k != "grid"}
+    return key
 
 
 def analyse(experiment: str, records: Sequence[dict[str, Any]]) -> Analysis:
