@@ -48,6 +48,8 @@ def test_a_job_is_its_overrides_in_any_order_without_faults_and_paths() -> None:
     assert override_identity(["tuned=a/selection.json", "task.cache_dir=/x", "resume=false", "threads=2"]) == (
         "threads=2",  # another command: another job (as before); its config value alone never reruns one
     )
+    # more evaluation seeds for an undecided study: the jobs it ran are the same jobs
+    assert override_identity(["seed=3", "study.seeds=[0,1,2,3,4,5]", "task=chorales"]) == ("seed=3", "task=chorales")
 
 
 def test_config_differences_name_each_key_and_skip_what_cannot_change_a_result() -> None:

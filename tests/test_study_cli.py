@@ -162,3 +162,19 @@ def test_restoring_from_the_record_archive_on_a_new_machine_trains_nothing(study
     assert {p.parent.name.startswith("restored-") for p in fresh.rglob("run.json")} == {True}
     assert len(list(fresh.rglob("run.json"))) == 8
     assert (fresh / "selection.json").read_text() == study["selection_text"][0]
+
+
+@pytest.mark.slow
+@needs_stage
+def test_more_evaluation_seeds_run_only_the_new_seeds_and_keep_every_finished_job(study: dict[str, Any]) -> None:
+    """`study.seeds=[...]` on the command line (an undecided hypothesis wants more seeds): the jobs already run are
+    the same jobs (job_identity: the study block names none), so only the new seed's evaluation jobs train."""
+    cwd, folder = study["cwd"], study["folder"]
+    before = stamps(folder)
+    more = study_cli(["tiny", "study.seeds=[0,1]"], cwd, study["cache"])
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert more.stdout.count(SKIP) == 8  # 4 tuning + 4 evaluation jobs kept
+    assert {p: t for p, t in stamps(folder).items() if p in before} == before
+    new = [r for r in records(folder / "eval") if r["seed"] == 1]
+    assert len(new) == 4 and {r["status"] for r in new} == {"finished"}
+    assert not list(folder.rglob("superseded"))

@@ -9,7 +9,9 @@ size, a learning rate) reruns the jobs it changes, where matching the overrides 
 The rule, in full:
 1. **Overrides**: the job's overrides, sorted (their order follows the composed sweep config, not the job), minus
    those of `COMMAND_FREE` keys: how to relaunch (`resume`), test-only fault injections (`+fault=...`, so a relaunch
-   without the fault finds the faulted jobs) and paths that differ between machines (`tuned`, `task.cache_dir`).
+   without the fault finds the faulted jobs), paths that differ between machines (`tuned`, `task.cache_dir`) and
+   the study block (`study.seeds=[0,...,19]`: a relaunch that adds evaluation seeds to an undecided study names the
+   jobs it already ran as the same jobs, as rule 2 does for the block in the config).
    Every other override counts as written (`logger=csv` and `threads=2` name other commands, so other jobs).
 2. **Resolved config**: compared key by key (dotted, values as canonical JSON, an integral float equal to its int)
    except the `CONFIG_FREE` keys, which cannot change a result: the same paths and relaunch keys; where results are
@@ -37,7 +39,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-COMMAND_FREE = ("resume", "fault", "tuned", "task.cache_dir")  # overrides of these do not make another job
+COMMAND_FREE = ("resume", "fault", "tuned", "task.cache_dir", "study")  # overrides of these do not make another job
 CONFIG_FREE = (
     *COMMAND_FREE,
     "logger",
