@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from rnnbench.tracking.run_record import write_record
@@ -56,6 +57,7 @@ def test_result_line_says_the_metric_against_the_baseline_and_where_the_record_i
     assert result_line(failed, Path("r")) == "result: adding failed (OSError: disk) | record: r"
 
 
+@pytest.mark.slow  # joblib's worker processes start up (~40 s); the launchers' own tests: -m launchers
 def test_a_joblib_sweep_prints_a_line_per_job_from_its_workers(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "rnnbench-train"
     args = ["-m", "model=rnn", "task.cache_dir=null,/dev/null/nope", *SMALL, "logger=none"]

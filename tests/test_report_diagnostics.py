@@ -88,7 +88,7 @@ def test_vanilla_rnn_has_a_gradient_curve_but_no_gate_curve() -> None:
     assert gate_curves(analysis.rows) == []
 
 
-def test_pngs_only_when_runs_carry_diagnostics(tmp_path: Path) -> None:
+def test_pngs_only_when_runs_carry_diagnostics_and_they_regenerate_byte_identical(tmp_path: Path) -> None:
     plain = report(fake_sweep(), tmp_path / "plain")
     assert not any((plain / name).exists() for name in DIAGNOSTIC_PNGS)
     assert "grad_vs_lag" not in (plain / "README.md").read_text()
@@ -97,12 +97,9 @@ def test_pngs_only_when_runs_carry_diagnostics(tmp_path: Path) -> None:
     for name in DIAGNOSTIC_PNGS:
         assert (probed / name).stat().st_size > 0
         assert f"![{name[:-4]}]({name})" in readme and f'alt="{name[:-4]}"' in page
-
-
-def test_diagnostics_pngs_regenerate_byte_identical(tmp_path: Path) -> None:
-    first, second = report(probed_sweep(), tmp_path / "a"), report(probed_sweep(), tmp_path / "b")
+    again = report(probed_sweep(), tmp_path / "again")
     for name in DIAGNOSTIC_PNGS:
-        assert (first / name).read_bytes() == (second / name).read_bytes()
+        assert (again / name).read_bytes() == (probed / name).read_bytes()
 
 
 def test_seq_len_sweep_gets_one_lag_curve_per_length(tmp_path: Path) -> None:

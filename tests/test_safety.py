@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from report_fakes import fake_record
@@ -22,6 +23,7 @@ def _files_holding(root: Path, secret: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
+@pytest.mark.slow  # a training run, its W&B folder and a report searched byte by byte (~25 s)
 def test_no_secret_reaches_configs_records_wandb_or_reports_and_the_checkpoint_loads_weights_only(
     tmp_path: Path,
 ) -> None:
