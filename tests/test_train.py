@@ -86,7 +86,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     "launcher",
     [
         pytest.param([], id="basic"),
-        # joblib's workers also print and record (tests/test_progress.py's joblib sweep, in the default run)
+        # joblib's worker processes: a slow case (also tests/test_progress.py's joblib sweep, -m slow; -m launchers)
         pytest.param(
             ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "threads=1"], id="joblib", marks=pytest.mark.slow
         ),
