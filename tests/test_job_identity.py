@@ -110,6 +110,17 @@ def test_decide_skips_an_unchanged_job_reruns_a_changed_one_and_keeps_the_old_re
     assert not list(sweep.rglob("run.json"))  # what reports and studies read: no second copy of the job
 
 
+def test_a_job_skipped_for_a_result_in_another_folder_is_not_unfinished(tmp_path: Path) -> None:
+    """A study relaunched on records restored from its archive: the restored folder holds the result, the job's
+    own folder (Hydra's .hydra/ only) none; a job with no result anywhere is still unfinished."""
+    sweep = tmp_path / "sweep"
+    write_record(sweep / "restored-1a2b" / "run.json", finished(["seed=3", "model=gru"]))
+    for job, overrides in (("0", "- model=gru\n- seed=3\n"), ("1", "- model=lstm\n- seed=3\n")):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(overrides)
+    assert unfinished_runs(sweep) == [str(sweep / "1")]
+
+
 def test_decide_refuses_another_jobs_result_and_resume_false_starts_afresh(tmp_path: Path) -> None:
     job = tmp_path / "0"
     mine, other = [*SMOKE, "seed=1"], [*SMOKE, "seed=2"]

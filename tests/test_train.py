@@ -6,14 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import runpy
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from rnnbench.tracking.run_record import read_record
+from rnnbench.training import cli as cli_module
 from rnnbench.training.cli import main as cli_main
 from rnnbench.training.config import compose_config
 from rnnbench.training.train import run_name, train
@@ -116,6 +119,17 @@ def test_cli_multirun_records_every_job_survives_a_failure_and_resumes(tmp_path:
     assert again.returncode == 1
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished jobs skipped, not retrained
     assert (again.stdout + again.stderr).count("already finished, skipping") == 2
+
+
+def test_python_m_runs_the_package_modules_main(monkeypatch) -> None:
+    """rnnbench-study runs its stages as `python -m rnnbench.training.cli`: that must be the package module's main,
+    whose FAILED list Hydra's SweepSummary (imported as rnnbench.training.cli) fills, or failed jobs exit 0."""
+    calls = []
+    monkeypatch.setattr(cli_module, "main", lambda: calls.append("package main"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module is already imported (as the package's)
+        runpy.run_module("rnnbench.training.cli", run_name="__main__")
+    assert calls == ["package main"]
 
 
 def test_cli_bad_override_exits_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -22,8 +22,9 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rnnbench.tracking.job_identity import override_identity
 from rnnbench.tracking.run_record import RECORD_NAME, RESULTS, SUPERSEDED_DIR
 from rnnbench.training.config import ConfigError, config_dir, preflight
 from rnnbench.training.resume import decide, job_config, read_job_record
@@ -42,19 +43,32 @@ class SweepSummary(Callback):
 
 def unfinished_runs(sweep_dir: Path) -> list[str]:
     """Run directories under a sweep whose record says failed, interrupted or still running, or that never wrote
-    one; a diverged run is a result (the cell blew up), kept like a finished one. A folder whose only attempts
-    were set aside (a stale record of a job now run elsewhere, training/resume.py) is no job of this sweep, and
-    hidden folders are a launcher's own (submitit's `.submitit/` logs)."""
+    one; a diverged run is a result (the cell blew up), kept like a finished one. A folder with no record whose job
+    was skipped, its result being another folder's (a relaunch in another job order, records restored from an
+    archive), is done; so is a folder whose only attempts were set aside (a stale record of a job now run
+    elsewhere, training/resume.py). Hidden folders are a launcher's own (submitit's `.submitit/` logs)."""
     jobs = sorted(
         (p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: (len(p.name), p.name),  # 2 < 10
     )
-    return [
-        str(job)
-        for job in jobs
-        if read_job_record(job).get("status") not in RESULTS
-        and ((job / RECORD_NAME).exists() or not (job / SUPERSEDED_DIR).is_dir())
-    ]
+    records = {job: read_job_record(job) for job in jobs}
+    results = {override_identity(r.get("overrides") or []) for r in records.values() if r.get("status") in RESULTS}
+
+    def unfinished(job: Path) -> bool:
+        if (job / RECORD_NAME).exists():
+            return records[job].get("status") not in RESULTS
+        return not (job / SUPERSEDED_DIR).is_dir() and _job_overrides(job) not in results
+
+    return [str(job) for job in jobs if unfinished(job)]
+
+
+def _job_overrides(job: Path) -> tuple[str, ...] | None:
+    """The override identity of the job Hydra ran in `job` (its `.hydra/overrides.yaml`), None if unreadable."""
+    try:
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+    except (OSError, ValueError):
+        return None
+    return override_identity(str(o) for o in overrides) if isinstance(overrides, ListConfig) else None
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -123,4 +137,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m rnnbench.training.cli` (how rnnbench-study runs its stages): run the package module's main, whose
+    # FAILED list is the one Hydra's SweepSummary callback (imported as rnnbench.training.cli) fills; this
+    # __main__ copy's own list would stay empty and a stage with failed jobs would exit 0
+    from rnnbench.training import cli
+
+    cli.main()
