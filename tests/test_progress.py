@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rnnbench.tracking.run_record import write_record
-from rnnbench.training.progress import PROGRESS_NAME, job_count, progress_line, result_line
+from rnnbench.training.progress import PROGRESS_NAME, launch_jobs, progress_line, result_line
 
 SMALL = ["trainer=smoke", "task.n_train=128", "task.n_val=64", "task.n_test=64", "task.batch_size=32"]
 
@@ -35,6 +35,22 @@ def test_progress_counts_the_sweep_folder_and_estimates_the_rest(tmp_path: Path)
     write_record(tmp_path / "3" / "run.json", job)
     line = progress_line(tmp_path, tmp_path / "3", now=start + 100)
     assert line == "[4/10] a=1: failed | 1 failed, 1 diverged so far | ETA 3m20s"
+
+
+def test_progress_counts_this_launchs_jobs_once_wherever_their_records_are(tmp_path: Path) -> None:
+    """A study relaunched on restored records (as `rnnbench-study cell task=chorales` after a restore): a skipped
+    job's result is another folder's, and the folder's records of jobs this launch does not run are not counted."""
+    start = 1_800_000_000.0
+    jobs = [["model=gru", "seed=0"], ["model=lstm", "seed=0"]]
+    write_record(tmp_path / PROGRESS_NAME, {"total": 2, "jobs": jobs, "started": start})
+    restored = {"status": "finished", "started_at": _stamp(start - 3600), "overrides": ["seed=0", "model=gru"]}
+    write_record(tmp_path / "restored-1a" / "run.json", {**restored, "output_dir": "/elsewhere/restored-1a"})
+    other = {"status": "failed", "started_at": _stamp(start - 3600), "overrides": ["model=gru", "task=adding"]}
+    write_record(tmp_path / "restored-2b" / "run.json", other)  # another launch's job: not counted
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- model=gru\n- seed=0\n")
+    line = progress_line(tmp_path, tmp_path / "0", now=start + 10)
+    assert line == "[1/2] seed=0,model=gru: already finished (skipped: restored-1a) | 0 failed, 0 diverged so far"
 
 
 def test_result_line_says_the_metric_against_the_baseline_and_where_the_record_is() -> None:
@@ -77,6 +93,6 @@ def test_the_job_count_leaves_hydra_runtime_interpolations_unresolved() -> None:
     sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": {"seed": "0,1,2"}}
     task = ["tuned=${hydra:sweep.dir}/../selection.json", "model=lstm,gru"]
     config = OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})
-    assert job_count(config) == 6
+    assert len(launch_jobs(config)) == 6
     config.hydra.sweeper.params = None  # a multirun from the command line alone
-    assert job_count(config) == 2
+    assert len(launch_jobs(config)) == 2

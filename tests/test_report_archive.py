@@ -3,6 +3,7 @@ committed report (tests/data/reports/fixture, made from its committed archive) r
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from report_fakes import fake_sweep, fixture_records
 from rnnbench.reports.archive import ARCHIVE_NAME, read_archive, write_archive
-from rnnbench.reports.cli import main
+from rnnbench.reports.cli import analyses, main
+from rnnbench.reports.sweep_report import extension_commands, stage_line
 from rnnbench.tracking.run_record import write_record
 
 FIXTURE = Path(__file__).parent / "data" / "reports"
@@ -98,3 +100,26 @@ def test_a_study_with_only_its_tuning_stage_run_reports_it_as_in_progress(tmp_pa
     write_archive(tmp_path / "tuned" / ARCHIVE_NAME, some)
     assert main([f"tuned/{ARCHIVE_NAME}", "--out", "reports"]) == 0
     assert "the evaluation stage has 5 of its 12 runs" in (tmp_path / "reports" / "fixture" / "README.md").read_text()
+
+
+def test_more_seeds_for_some_groups_is_no_unfinished_evaluation_stage() -> None:
+    """A relaunch added seeds for one task (`study.seeds=[0..4]`): its groups ask 5, the others their 3, so the
+    study is complete once each group has the seeds its own launch declared, and in progress while one lacks some."""
+    records = fixture_records()
+    group = [r for r in records if r["stage"] == "eval" and r["config"]["model"]["cell"] == "gru"]
+    x = group[0]["config"]["task"]["seq_len"]
+    added = []
+    for seed in (3, 4):
+        extra = copy.deepcopy(next(r for r in group if r["config"]["task"]["seq_len"] == x))
+        extra["seed"] = extra["config"]["seed"] = seed
+        extra["config"]["study"]["seeds"] = [0, 1, 2, 3, 4]
+        extra["overrides"] = [*extra["overrides"], "study.seeds=[0,1,2,3,4]"]
+        added.append(extra)
+    (analysis,) = analyses(records + added)
+    assert stage_line(analysis) == ""
+    assert extension_commands(analysis) == [  # the Regenerate block names the relaunch that added them
+        "# then, for temporal_order: study.seeds=[0,1,2,3,4]",
+        "rnnbench-study fixture task=temporal_order 'study.seeds=[0,1,2,3,4]'",
+    ]
+    (partial,) = analyses(records + added[:1])
+    assert "the evaluation stage has 13 of its 14 runs** (4 tuned groups of 3 to 5 seeds;" in stage_line(partial)

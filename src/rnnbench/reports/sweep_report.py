@@ -60,6 +60,21 @@ def study_command(analysis: Analysis) -> str:
     return shlex.join(["rnnbench-study", analysis.experiment, *own])
 
 
+def extension_commands(analysis: Analysis) -> list[str]:
+    """The relaunches that extended the study for some tasks (`study.seeds=[...]`: more evaluation seeds for an
+    undecided hypothesis), read from the evaluation runs' own overrides, each after a comment line."""
+    tasks: dict[tuple[str, ...], set[str]] = {}
+    for row in analysis.eval_rows:
+        extra = tuple(o for o in row.overrides if o.startswith("study."))
+        if extra:
+            tasks.setdefault(extra, set()).add(row.task)
+    lines = []
+    for extra, names in sorted(tasks.items()):
+        lines.append(f"# then, for {', '.join(sorted(names))}: {' '.join(extra)}")
+        lines.append(shlex.join([*shlex.split(study_command(analysis)), f"task={','.join(sorted(names))}", *extra]))
+    return lines
+
+
 def compute_line(records: list[dict[str, Any]]) -> str:
     """'Compute: 104 runs, 2.1 h of job time, 1.1 h wall (first start to last end).' from the records' timestamps."""
     spans = [(stamp_seconds(r.get("started_at")), stamp_seconds(r.get("finished_at"))) for r in records]
@@ -82,16 +97,26 @@ def stage_line(analysis: Analysis) -> str:
         return ""
     runs = {(v.task, v.setting, v.x, v.variant): v.runs for v in analysis.variants}
     groups = {(t.task, t.setting, t.x, t.variant) for t in analysis.tuning}
-    want = len(analysis.study.seeds)
-    done = sum(min(runs.get(g, 0), want) for g in groups)
-    if done >= want * len(groups):
+    want = {g: _seeds_asked(analysis, g) for g in groups}
+    done = sum(min(runs.get(g, 0), want[g]) for g in groups)
+    if done >= sum(want.values()):
         return ""
     tuned = sum(1 for r in analysis.rows if r.stage == "tune")
+    low, high = min(want.values()), max(want.values())
+    seeds = f"x {low} seeds" if low == high else f"of {low} to {high} seeds"
     return (
-        f"**In progress: the evaluation stage has {done} of its {want * len(groups)} runs** ({len(groups)} tuned "
-        f"groups x {want} seeds; {tuned} tuning runs recorded), so no verdict below is final: "
+        f"**In progress: the evaluation stage has {done} of its {sum(want.values())} runs** ({len(groups)} tuned "
+        f"groups {seeds}; {tuned} tuning runs recorded), so no verdict below is final: "
         f"`{study_command(analysis)}` resumes the study, restoring these records."
     )
+
+
+def _seeds_asked(analysis: Analysis, group: tuple) -> int:
+    """The evaluation seeds a group's launch asked for: the most that any of its evaluation runs' study block
+    declared (a relaunch may add seeds for one task only, `study.seeds=[...]`), the study's own without runs."""
+    own = len(analysis.study.seeds)
+    rows = [r for v in analysis.variants if (v.task, v.setting, v.x, v.variant) == group for r in v.rows]
+    return max((len((r.config.get("study") or {}).get("seeds") or ()) for r in rows), default=own) or own
 
 
 def status_line(rows: tuple[Row, ...]) -> str:
@@ -183,6 +208,7 @@ def commands(analysis: Analysis, out: str) -> str:
         runs = [
             "# the study (tune, select, evaluate; resumes, restoring the committed records):",
             study_command(analysis),
+            *extension_commands(analysis),
         ]
         runs.append(f"rnnbench-report outputs/studies/{analysis.experiment} --out {out}")
     else:

@@ -22,12 +22,12 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rnnbench.tracking.job_identity import override_identity
 from rnnbench.tracking.run_record import RECORD_NAME, RESULTS, SUPERSEDED_DIR
 from rnnbench.training.config import ConfigError, config_dir, preflight
-from rnnbench.training.resume import decide, job_config, read_job_record
+from rnnbench.training.resume import decide, job_config, job_overrides, read_job_record
 from rnnbench.training.train import train
 
 log = logging.getLogger("rnnbench")
@@ -57,18 +57,9 @@ def unfinished_runs(sweep_dir: Path) -> list[str]:
     def unfinished(job: Path) -> bool:
         if (job / RECORD_NAME).exists():
             return records[job].get("status") not in RESULTS
-        return not (job / SUPERSEDED_DIR).is_dir() and _job_overrides(job) not in results
+        return not (job / SUPERSEDED_DIR).is_dir() and job_overrides(job) not in results
 
     return [str(job) for job in jobs if unfinished(job)]
-
-
-def _job_overrides(job: Path) -> tuple[str, ...] | None:
-    """The override identity of the job Hydra ran in `job` (its `.hydra/overrides.yaml`), None if unreadable."""
-    try:
-        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
-    except (OSError, ValueError):
-        return None
-    return override_identity(str(o) for o in overrides) if isinstance(overrides, ListConfig) else None
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

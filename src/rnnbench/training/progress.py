@@ -22,14 +22,17 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rnnbench.tracking.job_identity import override_identity
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, stamp_seconds, write_record
+from rnnbench.training.resume import job_overrides
 
 PROGRESS_NAME = ".progress.json"
 ENDED = ("finished", "failed", "diverged", "interrupted")
 
 
-def job_count(config: DictConfig) -> int | None:
-    """How many jobs the multirun launches (Hydra's basic sweeper's own expansion); None for other sweepers."""
+def launch_jobs(config: DictConfig) -> list[tuple[str, ...]] | None:
+    """The override identity of every job the multirun launches (Hydra's basic sweeper's own expansion); None for
+    other sweepers."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
     # unresolved: an override may interpolate Hydra's runtime (a study's tuned=${hydra:sweep.dir}/...), not yet set
@@ -37,7 +40,7 @@ def job_count(config: DictConfig) -> int | None:
     params = {} if swept is None else OmegaConf.to_container(swept, resolve=False)
     task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     overrides = OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *task])
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    return [override_identity(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
 def sweep_records(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -62,18 +65,32 @@ def progress_line(sweep_dir: Path, job_dir: Path, now: float | None = None) -> s
     now = time.time() if now is None else now
     records = sweep_records(sweep_dir)
     ended = [r for r in records if r.get("status") in ENDED]
+    if state.get("jobs") is not None:  # this launch's jobs only, each once, wherever its record is
+        jobs = {tuple(j) for j in state["jobs"]}
+        by_job = {override_identity(r.get("overrides") or []): r for r in ended}
+        ended = [r for job, r in by_job.items() if job in jobs]
     total = state.get("total")
     count = f"{len(ended)}/{total}" if total else f"{len(ended)}"
     failed = sum(r["status"] in ("failed", "interrupted") for r in ended)
     diverged = sum(r["status"] == "diverged" for r in ended)
-    own = read_record(job_dir / RECORD_NAME) if (job_dir / RECORD_NAME).is_file() else {}
+    own = read_record(job_dir / RECORD_NAME) if (job_dir / RECORD_NAME).is_file() else _elsewhere(records, job_dir)
     job = ",".join(own.get("overrides") or []) or job_dir.name
-    line = f"[{count}] {job}: {own.get('status', 'no run record')} | {failed} failed, {diverged} diverged so far"
+    status = own.get("status", "no run record")
+    if own and not (job_dir / RECORD_NAME).is_file():
+        status = f"already {status} (skipped: {Path(str(own.get('output_dir', '?'))).name})"
+    line = f"[{count}] {job}: {status} | {failed} failed, {diverged} diverged so far"
     started = state.get("started")
     ran = [r for r in ended if started is not None and _started(r) >= math.floor(started)]  # this launch's jobs
     if total and ran and len(ended) < total:
         line += f" | ETA {_duration((now - started) / len(ran) * (total - len(ended)))}"
     return line
+
+
+def _elsewhere(records: list[dict[str, Any]], job_dir: Path) -> dict[str, Any]:
+    """The record holding a skipped job's result (another folder of the sweep: restored, or another job order)."""
+    identity = job_overrides(job_dir)
+    found = [r for r in records if r.get("status") in ENDED and override_identity(r.get("overrides") or []) == identity]
+    return found[0] if identity is not None and found else {}
 
 
 def result_line(record: dict[str, Any], record_path: Path) -> str:
@@ -97,7 +114,9 @@ class Progress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        write_record(sweep_dir / PROGRESS_NAME, {"total": job_count(config), "started": time.time()})
+        jobs = launch_jobs(config)
+        total = None if jobs is None else len(jobs)
+        write_record(sweep_dir / PROGRESS_NAME, {"total": total, "jobs": jobs, "started": time.time()})
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.hydra_cfg is None or job_return.hydra_cfg.hydra.mode != RunMode.MULTIRUN:

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnbench.study.selection import apply_selection
-from rnnbench.tracking.job_identity import describe, job_differences
+from rnnbench.tracking.job_identity import describe, job_differences, override_identity
 from rnnbench.tracking.run_record import (
     RECORD_NAME,
     RESULTS,
@@ -82,6 +82,16 @@ def read_job_record(job_dir: Path) -> dict[str, Any]:
         log.warning("unreadable run record %s (%s): the job counts as not run", path, err)
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def job_overrides(job_dir: Path) -> tuple[str, ...] | None:
+    """The override identity of the job Hydra ran in `job_dir` (its `.hydra/overrides.yaml`), None if unreadable:
+    how a folder without a record of its own (a skipped job) is matched to the record holding its result."""
+    try:
+        overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")
+    except (OSError, ValueError):
+        return None
+    return override_identity(str(o) for o in overrides) if isinstance(overrides, ListConfig) else None
 
 
 def job_config(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
