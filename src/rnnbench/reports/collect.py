@@ -50,9 +50,8 @@ def local_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
             if not isinstance(record, dict) or "status" not in record:
                 print(f"rnnbench-report: warning: skipping {path}: not a run record (no status)", file=sys.stderr)
                 continue
-            if (
-                live and effective_status(record) != record["status"]
-            ):  # `running`, but its process is gone: it was killed
+            # a live `running` record whose process is gone: it was killed
+            if live and effective_status(record) != record["status"]:
                 process = record.get("process") or {}
                 why = f"process {process.get('pid')} on {process.get('host')} ended without finishing the run"
                 record = {**record, "status": effective_status(record), "error": record.get("error") or why}

@@ -68,10 +68,10 @@ def extension_commands(analysis: Analysis) -> list[str]:
         extra = tuple(o for o in row.overrides if o.startswith("study."))
         if extra:
             tasks.setdefault(extra, set()).add(row.task)
-    lines = []
+    base, lines = shlex.split(study_command(analysis)), []
     for extra, names in sorted(tasks.items()):
         lines.append(f"# then, for {', '.join(sorted(names))}: {' '.join(extra)}")
-        lines.append(shlex.join([*shlex.split(study_command(analysis)), f"task={','.join(sorted(names))}", *extra]))
+        lines.append(shlex.join([*base, f"task={','.join(sorted(names))}", *extra]))
     return lines
 
 
@@ -97,7 +97,8 @@ def stage_line(analysis: Analysis) -> str:
         return ""
     runs = {(v.task, v.setting, v.x, v.variant): v.runs for v in analysis.variants}
     groups = {(t.task, t.setting, t.x, t.variant) for t in analysis.tuning}
-    want = {g: _seeds_asked(analysis, g) for g in groups}
+    asked = _seeds_asked(analysis)
+    want = {g: asked.get(g, len(analysis.study.seeds)) for g in groups}
     done = sum(min(runs.get(g, 0), want[g]) for g in groups)
     if done >= sum(want.values()):
         return ""
@@ -111,12 +112,15 @@ def stage_line(analysis: Analysis) -> str:
     )
 
 
-def _seeds_asked(analysis: Analysis, group: tuple) -> int:
-    """The evaluation seeds a group's launch asked for: the most that any of its evaluation runs' study block
-    declared (a relaunch may add seeds for one task only, `study.seeds=[...]`), the study's own without runs."""
+def _seeds_asked(analysis: Analysis) -> dict[tuple, int]:
+    """The evaluation seeds each evaluated group's launch asked for: the most that any of its runs' study block
+    declared (a relaunch may add seeds for one task only, `study.seeds=[...]`), the study's own where none did."""
     own = len(analysis.study.seeds)
-    rows = [r for v in analysis.variants if (v.task, v.setting, v.x, v.variant) == group for r in v.rows]
-    return max((len((r.config.get("study") or {}).get("seeds") or ()) for r in rows), default=own) or own
+    return {
+        (v.task, v.setting, v.x, v.variant): max(len((r.config.get("study") or {}).get("seeds") or ()) for r in v.rows)
+        or own
+        for v in analysis.variants
+    }
 
 
 def status_line(rows: tuple[Row, ...]) -> str:

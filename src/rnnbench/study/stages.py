@@ -42,6 +42,7 @@ class Launch:
     overrides: tuple[str, ...] = ()
     config_dir: str | None = None
     directory: Path = Path("outputs/studies")
+    max_steps: int | None = None  # the jobs' step budget (None: an epoch budget), as composed by `load`
 
     def stage_dir(self, stage: str) -> Path:
         """`<study folder>/tune` or `<study folder>/eval`: the stage's hydra.sweep.dir."""
@@ -89,7 +90,10 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
     grid.update({_key(o): o.split("=", 1)[1] for o in overrides if _key(o) in grid or "," in o})
     if study.tuning.key in grid:
         raise StudyError(f"sweep {name}'s grid sweeps {study.tuning.key}, the study's tuned key: drop it from the grid")
-    return Launch(name, study, grid, tuple(overrides), config_dir, directory or Path("outputs/studies") / name)
+    steps = base.trainer.get("max_steps")
+    max_steps = int(steps) if steps is not None and int(steps) > 0 else None
+    folder = directory or Path("outputs/studies") / name
+    return Launch(name, study, grid, tuple(overrides), config_dir, folder, max_steps)
 
 
 def eval_stops(study: Study) -> bool:
@@ -131,7 +135,7 @@ class Plan:
 
 def plan(launch: Launch) -> Plan:
     """The job counts of both stages, from the grid as the stages launch it (the tuning stage at the factor's
-    largest value only with per_factor=hardest), and the sweep's step budget."""
+    largest value only with per_factor=hardest), and the sweep's step budget (`load` composed it)."""
     tuning = launch.study.tuning
     if tuning is None:
         raise StudyError("study.tuning is missing")
@@ -139,13 +143,7 @@ def plan(launch: Launch) -> Plan:
     groups = math.prod(sizes.values())
     factor = launch.study.factor
     tune_groups = groups // sizes[factor] if tuning.per_factor == "hardest" and factor in sizes else groups
-    fixed = [o for o in launch.overrides if not _parse(o).is_sweep_override()]
-    steps = compose_config([f"+sweep={launch.name}", *fixed], launch.config_dir).trainer.get("max_steps")
-    return Plan(
-        tune_groups * len(tuning.grid) * len(tuning.seeds),
-        groups * len(launch.study.seeds),
-        int(steps) if steps is not None and int(steps) > 0 else None,
-    )
+    return Plan(tune_groups * len(tuning.grid) * len(tuning.seeds), groups * len(launch.study.seeds), launch.max_steps)
 
 
 def _joined(values: tuple[float, ...] | tuple[int, ...]) -> str:

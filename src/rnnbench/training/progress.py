@@ -65,32 +65,31 @@ def progress_line(sweep_dir: Path, job_dir: Path, now: float | None = None) -> s
     now = time.time() if now is None else now
     records = sweep_records(sweep_dir)
     ended = [r for r in records if r.get("status") in ENDED]
-    if state.get("jobs") is not None:  # this launch's jobs only, each once, wherever its record is
+    by_job = {override_identity(r.get("overrides") or []): r for r in ended}  # wherever its record is
+    if state.get("jobs") is not None:  # this launch's jobs only, each once
         jobs = {tuple(j) for j in state["jobs"]}
-        by_job = {override_identity(r.get("overrides") or []): r for r in ended}
         ended = [r for job, r in by_job.items() if job in jobs]
     total = state.get("total")
     count = f"{len(ended)}/{total}" if total else f"{len(ended)}"
     failed = sum(r["status"] in ("failed", "interrupted") for r in ended)
     diverged = sum(r["status"] == "diverged" for r in ended)
-    own = read_record(job_dir / RECORD_NAME) if (job_dir / RECORD_NAME).is_file() else _elsewhere(records, job_dir)
+    if (job_dir / RECORD_NAME).is_file():
+        own = read_record(job_dir / RECORD_NAME)
+        status = own.get("status", "no run record")
+    else:  # skipped: its result is another folder's (restored, or another job order)
+        own = by_job.get(job_overrides(job_dir)) or {}
+        status = (
+            f"already {own['status']} (skipped: {Path(str(own.get('output_dir', '?'))).name})"
+            if own
+            else "no run record"
+        )
     job = ",".join(own.get("overrides") or []) or job_dir.name
-    status = own.get("status", "no run record")
-    if own and not (job_dir / RECORD_NAME).is_file():
-        status = f"already {status} (skipped: {Path(str(own.get('output_dir', '?'))).name})"
     line = f"[{count}] {job}: {status} | {failed} failed, {diverged} diverged so far"
     started = state.get("started")
     ran = [r for r in ended if started is not None and _started(r) >= math.floor(started)]  # this launch's jobs
     if total and ran and len(ended) < total:
         line += f" | ETA {_duration((now - started) / len(ran) * (total - len(ended)))}"
     return line
-
-
-def _elsewhere(records: list[dict[str, Any]], job_dir: Path) -> dict[str, Any]:
-    """The record holding a skipped job's result (another folder of the sweep: restored, or another job order)."""
-    identity = job_overrides(job_dir)
-    found = [r for r in records if r.get("status") in ENDED and override_identity(r.get("overrides") or []) == identity]
-    return found[0] if identity is not None and found else {}
 
 
 def result_line(record: dict[str, Any], record_path: Path) -> str:
