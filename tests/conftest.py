@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path_factory.getbasetemp() / "wandb"))
+    # The Python time loops (the reference) unless the caller asks: test_fast_kernels.py builds and checks the
+    # compiled ones (the default outside tests) against them, and no other test waits for that build.
+    monkeypatch.setenv("RNNBENCH_COMPILED_LOOPS", os.environ.get("RNNBENCH_COMPILED_LOOPS", "0"))
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,9 @@ from rnnbench.models.cells import get_cell
 from rnnbench.models.layer import run_layer, step_loop_only
 
 CELL_NAMES = ("lstm", "peephole_lstm", "gru")
-# The compiled loops are opt-in and their first build takes 31 s to 3 min: their cases are slow tests.
-LOOPS = ("python", pytest.param("compiled", marks=pytest.mark.slow))
+# The compiled loops are the default; their first build on a machine takes 31 s to 3 min, once (cached), and every
+# test of this file runs in one xdist worker (--dist loadfile), so the build is paid once per test session.
+LOOPS = ("python", "compiled")
 
 
 @pytest.fixture(params=LOOPS)
@@ -121,7 +122,6 @@ def test_step_loop_only_forces_the_loop() -> None:
     assert not layer._STEP_LOOP_ONLY.get()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,9 +142,10 @@ def test_compiled_loops_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """Disabled: None without a build. A failed build: one RuntimeWarning saying why, None, and the Python loops."""
     from torch.utils import cpp_extension
 
-    monkeypatch.delenv(fast_loops.ENV, raising=False)
-    assert fast_loops.compiled() is None  # off by default
-    monkeypatch.setenv(fast_loops.ENV, "1")
+    monkeypatch.setenv(fast_loops.ENV, "0")
+    assert fast_loops.compiled() is None  # turned off: nothing is built
+    monkeypatch.delenv(fast_loops.ENV)
+    assert fast_loops.enabled()  # on by default
     monkeypatch.setattr(fast_loops, "_state", {})
 
     def no_compiler(**_: object) -> None:
