@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from bench_fakes import FIXED
 from rnnbench import benchmark
 from rnnbench.benchmark import (
     CELLS,
@@ -192,39 +193,6 @@ def test_peak_bytes_counts_held_allocations() -> None:
     cpu = torch.device("cpu")
     assert peak_bytes(two_held, cpu) == 12000
     assert peak_bytes(one_at_a_time, cpu) == 4000
-
-
-def _entry(cell: str, impl: str, direction: str, ms: float, peak: int, params: int, sizing: str = "equal_hidden"):
-    return {
-        "shape": {"batch": 2, "steps": 3, "input_size": 4, "hidden_size": 5},
-        "cell": cell,
-        "impl": impl,
-        "direction": direction,
-        "sizing": sizing,
-        "mode": "train",
-        "hidden_size": 5,
-        "params": params,
-        "time_ms": {"median": ms, "iqr": 0.0, "min": ms, "max": ms, "samples": 1},
-        "first_ms": ms,
-        "peak_bytes": peak,
-        "ratio_to_reference": 1.0,
-    }
-
-
-FIXED = {
-    "schema": SCHEMA,
-    "version": SCHEMA_VERSION,
-    "entries": [
-        _entry("lstm", "torch.nn", "uni", 10.0, 1000, 400),
-        _entry("lstm", "fused", "uni", 11.0, 1000, 400),
-        _entry("gru", "fused", "uni", 22.0, 800, 300),  # torch's CPU GRU: slower than its LSTM
-        _entry("lstm", "custom", "uni", 12.0, 1200, 400),
-        _entry("lstm", "custom", "bi", 24.0, 2400, 800),
-        _entry("gru", "custom", "uni", 9.0, 900, 300),
-        _entry("gru", "custom", "bi", 19.8, 1800, 600),
-        _entry("peephole_lstm", "custom", "uni", 13.2, 1260, 412),
-    ],
-}
 
 
 def _find(rows: list[dict], **want: object) -> dict:

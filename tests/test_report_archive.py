@@ -67,9 +67,14 @@ def _committed(sweep: str) -> object:
 
 @pytest.mark.parametrize("sweep", [_committed(p.parent.name) for p in sorted(REPO_REPORTS.glob(f"*/{ARCHIVE_NAME}"))])
 def test_every_committed_report_regenerates_from_its_records(sweep: str, tmp_path: Path, monkeypatch) -> None:
+    """By the command its own Regenerate block gives: the archive, and the bench file where it quotes one."""
     shutil.copytree(REPO_REPORTS / sweep, tmp_path / "reports" / sweep)
+    bench = re.findall(r"--bench (\S+)", (REPO_REPORTS / sweep / "README.md").read_text())
+    for path in set(bench):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_REPORTS.parent / path, tmp_path / path)
     monkeypatch.chdir(tmp_path)
-    assert main([f"reports/{sweep}/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    assert main([f"reports/{sweep}/{ARCHIVE_NAME}", *(["--bench", bench[0]] if bench else []), "--out", "reports"]) == 0
     assert files(tmp_path / "reports" / sweep) == files(REPO_REPORTS / sweep)
 
 

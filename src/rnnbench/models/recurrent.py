@@ -151,6 +151,16 @@ def _layer_sizes(hidden_size: int | Sequence[int], num_layers: int | None) -> li
     return sizes
 
 
+def resolved_impl(spec: CellSpec, impl: str, device_type: str) -> str:
+    """'fused' or 'custom': the implementation a `Recurrent` of this cell (its layer-normalised spec where
+    layer_norm='cell') takes for `impl` on a device of this type; `auto` as the module docstring says. Pure, so a
+    report can tell from a run's config which implementation its epoch times were measured on."""
+    if impl != "auto":
+        return impl
+    fused = spec.fused_mode is not None and not (spec.name == "gru" and device_type == "cpu")
+    return "fused" if fused else "custom"
+
+
 class Recurrent(nn.Module):
     """A stack of recurrent layers (any cell, uni- or bidirectional) mirroring torch.nn.RNN/LSTM/GRU."""
 
@@ -333,9 +343,7 @@ class Recurrent(nn.Module):
 
     def fused_on(self, device: torch.device) -> bool:
         """Whether `forward` takes torch's fused kernel on `device` (see the module docstring for `auto`)."""
-        if self.impl != "auto":
-            return self.impl == "fused"
-        return self.spec.fused_mode is not None and not (self.spec.name == "gru" and device.type == "cpu")
+        return resolved_impl(self.spec, self.impl, device.type) == "fused"
 
     def step(self, x: Tensor, state: RecurrentState | None = None) -> tuple[Tensor, RecurrentState]:
         """One time step of the whole stack: x (B, I) -> (output (B, H_last), final state shaped as `forward`'s).

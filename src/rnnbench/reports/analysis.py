@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rnnbench.reports.aggregate import Aggregate, aggregates
+from rnnbench.reports.cost import Architecture, Cost, architectures, study_cost
 from rnnbench.reports.findings import (
     Finding,
     GroupResult,
@@ -90,6 +91,8 @@ class Analysis:
     splits: dict[tuple[str, str], list[str]]  # (stage, task) -> keys that split its runs into settings
     aggregates: tuple[Aggregate, ...]
     tuning: tuple[Sensitivity, ...]
+    archs: Mapping[str, frozenset[Architecture]] = field(default_factory=dict)  # variant -> cell, direction, impl
+    cost: Cost | None = None  # same-implementation bench figures (`rnnbench-report --bench`)
 
     @property
     def eval_rows(self) -> tuple[Row, ...]:
@@ -197,8 +200,11 @@ def _pooling_key(block: dict[str, Any] | None) -> dict[str, Any] | None:
     return key
 
 
-def analyse(experiment: str, records: Sequence[dict[str, Any]]) -> Analysis:
-    """Group, summarise, test every hypothesis of the study, Holm over the study, aggregate."""
+def analyse(
+    experiment: str, records: Sequence[dict[str, Any]], bench: tuple[str, dict[str, Any]] | None = None
+) -> Analysis:
+    """Group, summarise, test every hypothesis of the study, Holm over the study, aggregate; with `bench` (the
+    file as given, its rnnbench-bench document) the variants' cost on one implementation."""
     study = study_of(records, experiment)
     grouped, splits = cells([to_row(r, study) for r in records], study)
     eval_cells = {k: v for k, v in grouped.items() if k.stage == "eval"}
@@ -211,8 +217,9 @@ def analyse(experiment: str, records: Sequence[dict[str, Any]]) -> Analysis:
     rows = tuple(r for rows in grouped.values() for r in rows)
     tuning = tuple(sensitivities(tune_cells, eval_cells, study))
     return Analysis(
-        experiment, study, rows, variants, results, findings, splits, tuple(aggregates(strata, names)), tuning
-    )
+        experiment, study, rows, variants, results, findings, splits, tuple(aggregates(strata, names)), tuning,
+        architectures(records, study), study_cost(records, study, *bench) if bench else None,
+    )  # fmt: skip
 
 
 def analyses(records: Sequence[dict[str, Any]]) -> list[Analysis]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from rnnbench.reports.analysis import analyse, analyses
 from rnnbench.reports.collect import local_records
+from rnnbench.reports.cost import BenchError, load_bench
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.rows import experiment_of
 from rnnbench.reports.sweep_report import SUMMARY, write_index, write_sweep
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--entity", help="W&B entity (with --source wandb or --wandb-report)")
     parser.add_argument("--project", default="rnnbench", help="W&B project (default: rnnbench)")
     parser.add_argument("--experiment", help="only this experiment (sweep name)")
+    parser.add_argument(
+        "--bench", type=Path, help="an rnnbench-bench --json file: each report's time and memory on one implementation"
+    )
     parser.add_argument("--wandb-report", action="store_true", help="also save each sweep as a W&B Report (online)")
     parser.add_argument("--wandb-workspace", action="store_true", help="also save a W&B workspace per sweep (online)")
     return parser
@@ -71,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     for record in records:
         by_experiment.setdefault(experiment_of(record), []).append(record)
     try:
-        done = [(analyse(name, by_experiment[name]), by_experiment[name]) for name in sorted(by_experiment)]
-    except PoolingError as err:
+        bench = (str(args.bench), load_bench(args.bench)) if args.bench else None
+        done = [(analyse(name, by_experiment[name], bench), by_experiment[name]) for name in sorted(by_experiment)]
+    except (PoolingError, BenchError) as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)

@@ -19,6 +19,7 @@ import numpy as np
 
 from rnnbench.reports.aggregate import TAUS
 from rnnbench.reports.analysis import Analysis, VariantStats, variant_order
+from rnnbench.reports.cost import one_implementation
 from rnnbench.reports.probes import gate_curves, has_probes, lag_curves
 from rnnbench.reports.stats import fraction_solved
 
@@ -164,21 +165,56 @@ def _setting(analysis: Analysis, row: object) -> str:
     return ""
 
 
-def cost_plot(analysis: Analysis, path: Path) -> None:
-    """Parameters and seconds per training epoch per variant, averaged over all of the variant's runs."""
-    variants = _variants(analysis)
-    measures = (("num_parameters", "parameters"), ("epoch_time_s", "seconds per epoch"))
+def _bench_times(analysis: Analysis) -> dict[str, dict[str, float]]:
+    """Per shape, each variant's train-step time / the reference's from the bench, on the custom path (the one
+    implementation every cell has), at equal hidden size; the reference itself is 1."""
+    if analysis.cost is None:
+        return {}
+    cell_of = {v: next(iter(found)) for v, found in analysis.archs.items() if found}
+    times: dict[str, dict[str, float]] = {}
+    for r in analysis.cost.rows:
+        if (r["mode"], r["sizing"], r["impl"]) != ("train", "equal_hidden", "custom"):
+            continue
+        for variant, arch in cell_of.items():
+            by_cell = r["kind"] == "cell" and (arch.cell, arch.direction) == (r["numerator"], r["direction"])
+            by_direction = r["kind"] == "direction" and (arch.cell, arch.direction) == (r["cell"], "bi")
+            if by_cell or by_direction:
+                times.setdefault(r["shape"], {analysis.study.reference or "": 1.0})[variant] = r["time"]
+    return times
 
-    def draw(ax: plt.Axes, i: int) -> None:
-        field, label = measures[i]
-        values = [[getattr(v, field) for v in analysis.variants if v.variant == name] for name in variants]
+
+def cost_plot(analysis: Analysis, path: Path) -> None:
+    """Parameters per variant (mean over tasks); time as seconds per epoch where every variant ran on one
+    implementation, else as the bench's train-step ratio on one implementation (reports/cost.py says why)."""
+    variants = _variants(analysis)
+    same = one_implementation(analysis.archs)
+    bench = {} if same else _bench_times(analysis)
+    panels = 2 if same or bench else 1
+
+    def bars(ax: plt.Axes, values: list[list[float]], label: str) -> None:
         heights = [float(np.nanmean(v)) if v and not all(math.isnan(x) for x in v) else 0.0 for v in values]
         ax.bar(range(len(variants)), heights, color=[f"C{j}" for j in range(len(variants))])
         ax.set_xticks(range(len(variants)), variants, rotation=20)
         ax.set_ylabel(label)
-        ax.set_title(f"{label} (mean over tasks)")
 
-    _panels(len(measures), draw, path, f"{analysis.experiment}: cost per variant")
+    def draw(ax: plt.Axes, i: int) -> None:
+        field = "num_parameters" if i == 0 else "epoch_time_s"
+        if i == 0 or same:
+            label = "parameters" if i == 0 else "seconds per epoch"
+            bars(ax, [[getattr(v, field) for v in analysis.variants if v.variant == n] for n in variants], label)
+            ax.set_title(f"{label} (mean over tasks)")
+            return
+        width = 0.8 / len(bench)
+        for k, (shape, ratio) in enumerate(sorted(bench.items())):
+            xs = [j - 0.4 + width * (k + 0.5) for j in range(len(variants))]
+            ax.bar(xs, [ratio.get(n, math.nan) for n in variants], width, label=shape, color=f"C{k}")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(variants)), variants, rotation=20)
+        ax.set_ylabel(f"train step time / {analysis.study.reference}'s")
+        ax.set_title("rnnbench-bench, custom path, equal hidden size", fontsize=8)
+        ax.legend(fontsize=7, title="BxTxIxH", title_fontsize=7)
+
+    _panels(panels, draw, path, f"{analysis.experiment}: cost per variant")
 
 
 LINESTYLES = ("-", "--", "-.", ":")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rnnbench.reports.analysis import Analysis
 from rnnbench.reports.archive import ARCHIVE_NAME, write_archive
+from rnnbench.reports.cost import Architecture, Cost, one_implementation
 from rnnbench.reports.findings import rule_text
 from rnnbench.reports.html import code, image, page, paragraph
 from rnnbench.reports.plots import write_plots
@@ -24,6 +26,7 @@ from rnnbench.reports.rows import Row
 from rnnbench.reports.tables import (
     Table,
     aggregate_table,
+    cost_table,
     findings_table,
     runs_table,
     tests_table,
@@ -139,6 +142,29 @@ def _settings_note(analysis: Analysis) -> list[str | Table]:
     return [" ".join(notes)] if notes else []
 
 
+def cost_text(cost: Cost | None, archs: Mapping[str, frozenset[Architecture]]) -> list[str | Table]:
+    """The report's cost section: what the epoch times can and cannot say here, and the bench's ratios."""
+    ran = "; ".join(f"{v}: {', '.join(sorted({a.impl for a in found}))}" for v, found in archs.items())
+    if one_implementation(archs):
+        epoch = f"Every variant ran on one implementation ({ran}): the epoch times above compare them."
+    else:
+        epoch = (
+            f"The variants ran on different implementations ({ran}; `impl: auto` picks each cell's fastest), so "
+            "the epoch times above compare implementations as much as cells: they are not compared here."
+        )
+    if cost is None and one_implementation(archs):
+        return [epoch]
+    if cost is None:
+        return [epoch + " `rnnbench-report --bench FILE` adds time and memory measured on one implementation."]
+    return [
+        epoch,
+        f"Time (median step) and peak memory as ratios measured on one implementation by `rnnbench-bench` "
+        f"({cost.source}: {cost.environment}); parameters exact. `train`: forward + backward; `forward`: "
+        "inference; `equal_params`: each cell's hidden size chosen to match the LSTM's parameter count.",
+        cost_table(cost),
+    ]
+
+
 def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
     """The report's sections as (heading, [markdown paragraph or table]); README and HTML render the same list."""
     study = analysis.study
@@ -171,6 +197,8 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
             ],
         )
     )
+    if analysis.archs and len(analysis.archs) > 1:
+        sections.append(("Cost", cost_text(analysis.cost, analysis.archs)))
     if analysis.aggregates:
         sections.append(
             (
@@ -208,21 +236,22 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
 def commands(analysis: Analysis, out: str) -> str:
     """How to regenerate the runs and this report; the report command reads the archive written next to it."""
     archive = f"{out.rstrip('/')}/{analysis.experiment}/{ARCHIVE_NAME}"
+    bench = f" --bench {analysis.cost.source}" if analysis.cost else ""
     if any(r.stage in ("tune", "eval") for r in analysis.rows):
         runs = [
             "# the study (tune, select, evaluate; resumes, restoring the committed records):",
             study_command(analysis),
             *extension_commands(analysis),
         ]
-        runs.append(f"rnnbench-report outputs/studies/{analysis.experiment} --out {out}")
+        runs.append(f"rnnbench-report outputs/studies/{analysis.experiment}{bench} --out {out}")
     else:
         runs = ["# the runs (a fresh multirun), then the report from their folder:", launch_command(analysis.rows)]
-        runs.append(f"rnnbench-report <sweep dir> --out {out}")
+        runs.append(f"rnnbench-report <sweep dir>{bench} --out {out}")
     return "\n".join(
         [
             *runs,
             "# or this report again, from the records committed with it:",
-            f"rnnbench-report {archive} --out {out}",
+            f"rnnbench-report {archive}{bench} --out {out}",
         ]
     )
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from rnnbench.reports.analysis import Analysis, VariantStats
+from rnnbench.reports.cost import Cost
 from rnnbench.reports.findings import describe
 from rnnbench.reports.rows import Row
 from rnnbench.reports.stats import Interval
@@ -241,3 +242,17 @@ def tuning_table(analysis: Analysis) -> Table:
     )
     key = analysis.study.tuning.key if analysis.study.tuning else "tuned value"
     return Table((*_where(analysis), "variant", key, "median val metric", "solved", "chosen", "flag"), rows)
+
+
+def cost_table(cost: Cost) -> Table:
+    """One row per bench ratio: shape, mode, sizing, implementation, what is divided, time, memory, parameters."""
+    rows = []
+    for r in cost.rows:
+        what = f"{r['numerator']} / {r['denominator']}" + (f" ({r['direction']})" if r["kind"] == "cell" else "")
+        what = what if r["kind"] == "cell" else f"{r['cell']}: bi / uni"
+        rows.append(
+            (r["shape"], r["mode"], r["sizing"], r["impl"], what, f"{r['time']:.2f}", f"{r['peak_bytes']:.2f}",
+             f"{r['params']:.2f}")
+        )  # fmt: skip
+    columns = ("shape BxTxIxH", "mode", "sizing", "impl", "ratio", "time", "peak memory", "parameters")
+    return Table(columns, tuple(rows))
