@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from report_fakes import fake_sweep, fixture_records
 from rnnbench.reports.archive import ARCHIVE_NAME, read_archive, write_archive
 from rnnbench.reports.cli import analyses, main
-from rnnbench.reports.sweep_report import extension_commands, stage_line
+from rnnbench.reports.sweep_report import extension_commands, stage_line, study_command
 from rnnbench.tracking.run_record import write_record
 
 FIXTURE = Path(__file__).parent / "data" / "reports"
@@ -128,3 +129,19 @@ def test_more_seeds_for_some_groups_is_no_unfinished_evaluation_stage() -> None:
     ]
     (partial,) = analyses(records + added[:1])
     assert "the evaluation stage has 13 of its 14 runs** (4 tuned groups of 3 to 5 seeds;" in stage_line(partial)
+
+
+def test_an_unfinished_study_is_resumed_by_its_whole_grid_not_by_the_part_that_ran() -> None:
+    """Only T = 10 has run so far: every record shares task.seq_len=10, which a finished study would read as a
+    narrowed launch. The declared grid sweeps it, so while in progress the resume command leaves it out; once the
+    study is complete (or where no sweep declares that key) the shared value is the launch's own."""
+    grid = {"task.seq_len": ("10", "50"), "model": ("lstm", "gru")}
+    short = [r for r in fixture_records() if r["config"]["task"]["seq_len"] == 10]
+    (partial,) = analyses([r for r in short if r["stage"] == "tune"])
+    assert stage_line(partial) and study_command(partial) == "rnnbench-study fixture task.seq_len=10"
+    declared = replace(partial, grid=grid)
+    assert study_command(declared) == "rnnbench-study fixture"
+    assert "`rnnbench-study fixture` resumes the study" in stage_line(declared)
+    (narrowed,) = analyses(short)  # T = 10 tuned and evaluated: a complete study launched with task.seq_len=10
+    assert not stage_line(narrowed)
+    assert study_command(replace(narrowed, grid=grid)) == "rnnbench-study fixture task.seq_len=10"

@@ -93,6 +93,7 @@ class Analysis:
     tuning: tuple[Sensitivity, ...]
     archs: Mapping[str, frozenset[Architecture]] = field(default_factory=dict)  # variant -> cell, direction, impl
     cost: Cost | None = None  # same-implementation bench figures (`rnnbench-report --bench`)
+    grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the declared sweep's grid, key -> values
 
     @property
     def eval_rows(self) -> tuple[Row, ...]:

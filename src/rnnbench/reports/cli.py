@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     except (PoolingError, BenchError) as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)
         return 2
+    from rnnbench.study.stages import declared_studies, grid_values, load, plan  # composes the sweep configs: here
+
+    declared = declared_studies()
+    launches = {name: load(name, []) for name in declared}
+    done = [(replace(a, grid=grid_values(launches[a.experiment])) if a.experiment in launches else a, own)
+            for a, own in done]  # fmt: skip
     out = Path(args.out)
     for analysis, own in done:
         folder = write_sweep(analysis, own, out, args.out)
@@ -96,11 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             from rnnbench.reports.wandb_report import publish_report
 
             print(f"  W&B report: {publish_report(analysis, folder, args.entity, args.project, workspace)}")
-    from rnnbench.study.stages import declared_studies, load, plan  # composes the sweep configs: only here
-
-    declared = declared_studies()
     waiting = [name for name in declared if not (out / name / SUMMARY).is_file()]
-    plans = {name: plan(load(name, [])).sentence() for name in waiting}
+    plans = {name: plan(launches[name]).sentence() for name in waiting}
     print(f"index: {write_index(out, declared, plans)}")
     return 0
 

@@ -56,10 +56,19 @@ STUDY_KEYS = ("+sweep", "seed", "stage", "stop_on_solve", "tuned")  # overrides 
 
 def study_command(analysis: Analysis) -> str:
     """`rnnbench-study NAME [overrides]` for runs a study made: the overrides every one of its runs shares, less the
-    ones the study command sets itself (stage, seeds, the tuned key, ...)."""
+    ones the study command sets itself (stage, seeds, the tuned key, ...). While the study is in progress a value
+    every run so far shares may only mean the others have not run yet (the tuning stage runs its grid one task
+    after another), so a key the declared sweep grid sweeps is then left out: relaunching the whole study reruns
+    nothing that finished, while a narrowed command would silently drop the rest of its grid."""
     tuned = analysis.study.tuning.key if analysis.study.tuning else None
     shared = set.intersection(*(set(r.overrides) for r in analysis.rows))
-    own = sorted(o for o in shared if o.partition("=")[0] not in (*STUDY_KEYS, tuned))
+    partial = _progress(analysis) is not None
+    own = sorted(
+        o
+        for o in shared
+        if (key := o.partition("=")[0]) not in (*STUDY_KEYS, tuned)
+        and not (partial and len(analysis.grid.get(key, ())) > 1)
+    )
     return shlex.join(["rnnbench-study", analysis.experiment, *own])
 
 
@@ -96,23 +105,31 @@ def stage_line(analysis: Analysis) -> str:
     """For a study whose evaluation stage has not finished (an interrupted study, reported so that its records travel
     to the next machine): say how far it got, since its hypotheses are then read on the evaluation runs so far, or
     on none. Empty for a finished study: every tuned group holds a run per evaluation seed."""
-    if not analysis.tuning:
+    progress = _progress(analysis)
+    if progress is None:
         return ""
+    done, want = progress
+    tuned = sum(1 for r in analysis.rows if r.stage == "tune")
+    low, high = min(want.values()), max(want.values())
+    seeds = f"x {low} seeds" if low == high else f"of {low} to {high} seeds"
+    return (
+        f"**In progress: the evaluation stage has {done} of its {sum(want.values())} runs** ({len(want)} tuned "
+        f"groups {seeds}; {tuned} tuning runs recorded), so no verdict below is final: "
+        f"`{study_command(analysis)}` resumes the study, restoring these records."
+    )
+
+
+def _progress(analysis: Analysis) -> tuple[int, dict[tuple, int]] | None:
+    """(evaluation runs done, seeds wanted per tuned group) of a study whose evaluation stage has not finished;
+    None for a finished study (or runs no study tuned)."""
+    if not analysis.tuning:
+        return None
     runs = {(v.task, v.setting, v.x, v.variant): v.runs for v in analysis.variants}
     groups = {(t.task, t.setting, t.x, t.variant) for t in analysis.tuning}
     asked = _seeds_asked(analysis)
     want = {g: asked.get(g, len(analysis.study.seeds)) for g in groups}
     done = sum(min(runs.get(g, 0), want[g]) for g in groups)
-    if done >= sum(want.values()):
-        return ""
-    tuned = sum(1 for r in analysis.rows if r.stage == "tune")
-    low, high = min(want.values()), max(want.values())
-    seeds = f"x {low} seeds" if low == high else f"of {low} to {high} seeds"
-    return (
-        f"**In progress: the evaluation stage has {done} of its {sum(want.values())} runs** ({len(groups)} tuned "
-        f"groups {seeds}; {tuned} tuning runs recorded), so no verdict below is final: "
-        f"`{study_command(analysis)}` resumes the study, restoring these records."
-    )
+    return None if done >= sum(want.values()) else (done, want)
 
 
 def _seeds_asked(analysis: Analysis) -> dict[tuple, int]:

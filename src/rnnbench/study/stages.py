@@ -119,6 +119,11 @@ def _values(launch: Launch, key: str) -> list[str]:
     return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
 
 
+def grid_values(launch: Launch) -> dict[str, tuple[str, ...]]:
+    """Each key of the launch's grid with the values it sweeps, as override strings ('lstm', 'True', ...)."""
+    return {key: tuple(_values(launch, key)) for key in launch.grid}
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a study will run: its stages' job counts and the step budget of each job."""
