@@ -12,7 +12,8 @@ float64 inputs (gradcheck) are never cast.
 
 So under mixed precision the hand-written recurrences carry their state and compute their BPTT in float32, fed by a
 half-precision input projection. torch's fused kernels follow autocast's own rules: measured on CPU, the oneDNN LSTM
-and the Elman RNN run in bfloat16 and the GRU in float32; under CUDA autocast cuDNN runs on a half-precision copy of
+and the Elman RNN run in bfloat16 (the LSTM in float32 where oneDNN has no bfloat16: `onednn_lacks_bf16`) and
+the GRU in float32; under CUDA autocast cuDNN runs on a half-precision copy of
 the weights (aten's AutocastRNN.cpp). The per-step loop (`layer.run_layer`: the layer-normalised cells, the Elman
 RNN's custom path) follows autocast op by op.
 The implementations therefore differ in precision under `*-mixed`: compare cells on one implementation.
@@ -55,3 +56,16 @@ def float32_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
             return backward(ctx, *grads)
 
     return wrapped
+
+
+def onednn_lacks_bf16(device: torch.device) -> bool:
+    """Whether CPU bfloat16 autocast is on where oneDNN has no bfloat16 kernels (CPUs without AVX-512 or AMX, as
+    this project's 2-core machine). torch hands the fused LSTM to oneDNN in bfloat16 there, and oneDNN fails with
+    "could not create a primitive descriptor for the LSTM forward propagation primitive"; the caller then runs the
+    kernel in float32, as torch's CPU GRU runs under autocast everywhere."""
+    return (
+        device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnbench.models.amp import onednn_lacks_bf16
 from rnnbench.models.cells import CellSpec, get_cell
 from rnnbench.models.layer import reverse_padded, run_layer, step_mask
 from rnnbench.models.layer_norm import get_layer_norm_cell
@@ -427,6 +428,10 @@ class Recurrent(nn.Module):
         0.06 s for an LSTM at B=32, T=220, H=64). Valid steps never see the padding that follows them, so outputs
         are exact; h_n is read from each sequence's last valid output, and the LSTM's c_n is held through the
         padding by `_hold_cell_on_padding`."""
+        if self.spec.fused_mode == "lstm" and onednn_lacks_bf16(inp.device):  # oneDNN's LSTM, float32 here
+            with torch.autocast("cpu", enabled=False):
+                cell = None if c0 is None else c0.float()
+                return self._fused_layer(k, inp.float(), h0.float(), cell, lengths)
         kernel = getattr(torch._VF, self.spec.fused_mode)
         if lengths is None:
             weights = [w for d in range(self.num_directions) for w in self.layer_weights(k, d).values()]
