@@ -142,6 +142,9 @@ def test_an_unfinished_study_is_resumed_by_its_whole_grid_not_by_the_part_that_r
     declared = replace(partial, grid=grid)
     assert study_command(declared) == "rnnbench-study fixture"
     assert "`rnnbench-study fixture` resumes the study" in stage_line(declared)
+    tuned = sum(r["stage"] == "tune" for r in short)  # and where the sweep file's grid asks for more tuning runs:
+    line = stage_line(replace(declared, tune_planned=tuned + 4))
+    assert f"**In progress: the tuning stage has {tuned} of its {tuned + 4} runs** (the sweep file's" in line
     (narrowed,) = analyses(short)  # T = 10 tuned and evaluated: a complete study launched with task.seq_len=10
     assert not stage_line(narrowed)
     assert study_command(replace(narrowed, grid=grid)) == "rnnbench-study fixture task.seq_len=10"

@@ -94,6 +94,7 @@ class Analysis:
     archs: Mapping[str, frozenset[Architecture]] = field(default_factory=dict)  # variant -> cell, direction, impl
     cost: Cost | None = None  # same-implementation bench figures (`rnnbench-report --bench`)
     grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the declared sweep's grid, key -> values
+    tune_planned: int | None = None  # the tuning runs the declared sweep's whole grid asks for
 
     @property
     def eval_rows(self) -> tuple[Row, ...]:

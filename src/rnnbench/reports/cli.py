@@ -13,14 +13,17 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rnnbench.reports.analysis import analyse, analyses
+from rnnbench.reports.analysis import Analysis, analyse, analyses
 from rnnbench.reports.collect import local_records
 from rnnbench.reports.cost import BenchError, load_bench
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.rows import experiment_of
 from rnnbench.reports.sweep_report import SUMMARY, write_index, write_sweep
+
+if TYPE_CHECKING:
+    from rnnbench.study.stages import Launch
 
 __all__ = ["analyses", "main"]
 
@@ -55,6 +58,13 @@ def _records(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [r for r in records if not args.experiment or experiment_of(r) == args.experiment]
 
 
+def _declared(analysis: Analysis, launch: Launch) -> Analysis:
+    """The analysis with what its sweep file declares now: the grid's values and the tuning runs it asks for."""
+    from rnnbench.study.stages import grid_values, plan
+
+    return replace(analysis, grid=grid_values(launch), tune_planned=plan(launch).tune_runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry."""
     parser = _parser()
@@ -81,12 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PoolingError, BenchError) as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)
         return 2
-    from rnnbench.study.stages import declared_studies, grid_values, load, plan  # composes the sweep configs: here
+    from rnnbench.study.stages import declared_studies, load, plan  # composes the sweep configs: only here
 
     declared = declared_studies()
     launches = {name: load(name, []) for name in declared}
-    done = [(replace(a, grid=grid_values(launches[a.experiment])) if a.experiment in launches else a, own)
-            for a, own in done]  # fmt: skip
+    done = [(_declared(a, launches[a.experiment]) if a.experiment in launches else a, own) for a, own in done]
     out = Path(args.out)
     for analysis, own in done:
         folder = write_sweep(analysis, own, out, args.out)

@@ -110,6 +110,12 @@ def stage_line(analysis: Analysis) -> str:
         return ""
     done, want = progress
     tuned = sum(1 for r in analysis.rows if r.stage == "tune")
+    if analysis.tune_planned and tuned < analysis.tune_planned:
+        return (
+            f"**In progress: the tuning stage has {tuned} of its {analysis.tune_planned} runs** (the sweep file's "
+            f"whole grid) and the evaluation stage {done}, so no verdict below is final: "
+            f"`{study_command(analysis)}` resumes the study, restoring these records."
+        )
     low, high = min(want.values()), max(want.values())
     seeds = f"x {low} seeds" if low == high else f"of {low} to {high} seeds"
     return (
