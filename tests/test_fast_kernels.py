@@ -159,3 +159,26 @@ def test_compiled_loops_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fast_loops.compiled() is None  # remembered: no second attempt, no second warning
     leaves, _ = _inputs("lstm", masked=False)
     assert type(_layer("lstm", leaves, None)[0].grad_fn).__name__ == "_LSTMFunctionBackward"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_scratch_projection_is_overwritten_only_when_asked(cell: str, masked: bool, loops: str) -> None:
+    """`scratch=True` (Recurrent's own projection) writes the gates into gx and gives the same values and gradients
+    as the default, which leaves the caller's gx untouched."""
+    leaves, mask = _inputs(cell, masked)
+    gx, h0, c0, w_hh, *peep = leaves
+    before = gx.detach().clone()
+    spec, extra = get_cell(cell), tuple(peep) or None
+    kept = run_layer(spec, gx, h0, c0, w_hh, None, extra, mask)
+    assert torch.equal(gx, before)
+    projected = gx * 1.0  # a non-leaf made for the call, as Recurrent's projection is
+    mine = run_layer(spec, projected, h0, c0, w_hh, None, extra, mask, scratch=True)
+    assert not torch.equal(projected, before)  # overwritten by the activations
+    weights = [torch.randn_like(t) for t in kept]
+    grads = [
+        torch.autograd.grad(sum((r * w).sum() for r, w in zip(out, weights, strict=True)), leaves)
+        for out in (kept, mine)
+    ]
+    for got, want in zip([*mine, *grads[1]], [*kept, *grads[0]], strict=True):
+        torch.testing.assert_close(got, want)

@@ -18,14 +18,15 @@ Tensor block(const Tensor& x, int64_t k, int64_t hidden) { return x.narrow(1, k 
 
 }  // namespace
 
-// LSTM / peephole LSTM forward over time. gx (T, B, 4H) with the g block once (added again here); w2_t (H, 4H)
-// with the g columns doubled; every tanh is 2 sigmoid(2x) - 1. Fills acts, out, tcs, cs[1:] (where masked: the
-// carried states, hs too), c_new_all (the unmasked new cell states; cs[1:] itself without a mask).
-void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Tensor& w2_t,
-                  const c10::optional<Tensor>& w_p, const c10::optional<Tensor>& mask, Tensor acts, Tensor out,
-                  Tensor hs, Tensor cs, Tensor c_new_all, Tensor tcs) {
-  const int64_t steps = gx.size(0), hidden = out.size(2);
-  const Tensor one = at::ones({}, gx.options());
+// LSTM / peephole LSTM forward over time. acts (T, B, 4H) holds gx on entry (its g block doubled here, step by
+// step) and the activations on return; w2_t (H, 4H) with the g columns doubled; every tanh is 2 sigmoid(2x) - 1.
+// Fills out, tcs, cs[1:] (where masked: the carried states, hs too), c_new_all (the unmasked new cell states;
+// cs[1:] itself without a mask).
+void lstm_forward(const Tensor& h0, const Tensor& c0, const Tensor& w2_t, const c10::optional<Tensor>& w_p,
+                  const c10::optional<Tensor>& mask, Tensor acts, Tensor out, Tensor hs, Tensor cs,
+                  Tensor c_new_all, Tensor tcs) {
+  const int64_t steps = acts.size(0), hidden = out.size(2);
+  const Tensor one = at::ones({}, acts.options());
   Tensor w_if, w_o;
   if (w_p) {
     w_if = w_p->narrow(0, 0, 2);  // (2, H)
@@ -33,11 +34,14 @@ void lstm_forward(const Tensor& gx, const Tensor& h0, const Tensor& c0, const Te
   }
   Tensor h = h0, c = c0;
   for (int64_t t = 0; t < steps; ++t) {
-    Tensor a = acts.select(0, t);  // (B, 4H)
-    at::addmm_out(a, gx.select(0, t), h, w2_t);
-    c10::ParallelGuard serial(true);
+    Tensor a = acts.select(0, t);  // (B, 4H): gx_t
     Tensor i = block(a, 0, hidden), f = block(a, 1, hidden), g = block(a, 2, hidden), o = block(a, 3, hidden);
-    g.add_(block(gx.select(0, t), 2, hidden));
+    {
+      c10::ParallelGuard serial(true);
+      g.add_(g);  // 2 gx_g, then + 2 h W_g: 2 * (g pre-activation)
+    }
+    a.addmm_(h, w2_t);
+    c10::ParallelGuard serial(true);
     if (w_p) a.narrow(1, 0, 2 * hidden).view({a.size(0), 2, hidden}).addcmul_(w_if, c.unsqueeze(1));
     a.narrow(1, 0, 3 * hidden).sigmoid_();
     g.add_(g).sub_(one);

@@ -61,15 +61,17 @@ def run_layer(
     b_hh: Tensor | None,
     extra: tuple[Tensor, ...] | None,
     mask: Tensor | None,
+    scratch: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Loop `spec.step` over time. gx: (T, B, G*H) hoisted input projection; returns (out (T, B, H), h_T, c_T).
+    `scratch=True`: gx was made for this call alone, so `fast_lstm` writes its gate activations into it (no copy).
 
     LSTM-family cells take `fast_lstm.lstm_layer` and the GRU `fast_gru.gru_layer` (same results, hand-written
     backward) unless inside `step_loop_only()`; other cells (the layer-normalised ones) always loop `spec.step`.
     """
     if not _STEP_LOOP_ONLY.get():
         if spec.name in _FAST_LSTM_CELLS:
-            return lstm_layer(gx, h, c, w_hh, extra, mask)
+            return lstm_layer(gx, h, c, w_hh, extra, mask, scratch)
         if spec.name == "gru":
             out, h_n = gru_layer(gx, h, w_hh, b_hh, mask)
             return out, h_n, None

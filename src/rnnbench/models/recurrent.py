@@ -464,7 +464,8 @@ class Recurrent(nn.Module):
         outs, hs, cs = [], [], []
         for d in range(self.num_directions):
             gx, w_hh, b_hh, extra = self._cell_inputs(k, d, inp if d == 0 else reverse_padded(inp, lengths))
-            out, h, c = run_layer(self.spec, gx, h0[d], None if c0 is None else c0[d], w_hh, b_hh, extra, mask)
+            c_d = None if c0 is None else c0[d]
+            out, h, c = run_layer(self.spec, gx, h0[d], c_d, w_hh, b_hh, extra, mask, scratch=True)  # our gx
             outs.append(out if d == 0 else reverse_padded(out, lengths))
             hs.append(h)
             cs.append(c)
