@@ -119,3 +119,25 @@ def test_a_bad_bench_file_is_one_line_naming_it(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"rnnbench-report: error: --bench {path}: ") and message in err and "\n" not in err
     assert not (tmp_path / "reports").exists()  # nothing written
+
+
+def test_the_front_page_states_the_seeds_cost_claims_from_the_committed_bench(tmp_path: Path) -> None:
+    """With <out>/bench/bench.json present every later rnnbench-report writes the claims with the bench's ratios
+    (ranges over shapes, one implementation each); without it the front page has no cost section."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(fake_sweep()[0]))
+    assert main([str(run), "--out", str(tmp_path / "reports")]) == 0
+    assert "Cost claims" not in (tmp_path / "reports" / "README.md").read_text()
+    (tmp_path / "reports" / "bench").mkdir()
+    (tmp_path / "reports" / "bench" / "bench.json").write_text(json.dumps(FIXED))
+    assert main([str(run), "--out", str(tmp_path / "reports")]) == 0
+    front = (tmp_path / "reports" / "README.md").read_text()
+    assert "Cost claims, on one implementation (`rnnbench-bench`, [bench/bench.json](bench/bench.json)" in front
+    assert (
+        "| GRU: fewer parameters and less time than the LSTM | gru / lstm | custom | 0.75 | 0.75 | - | 0.75 |" in front
+    )
+    assert (
+        "| bidirectional: twice the parameters, compute and memory | lstm: bi / uni | custom | 2.00 | 2.00 |" in front
+    )
+    assert "| peepholes: minimal overhead | peephole_lstm / lstm | custom | 1.03 | 1.10 | - | 1.05 |" in front

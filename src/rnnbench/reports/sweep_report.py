@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rnnbench.benchmark import cost_ratios
 from rnnbench.reports.analysis import Analysis
 from rnnbench.reports.archive import ARCHIVE_NAME, write_archive
-from rnnbench.reports.cost import Architecture, Cost, one_implementation
+from rnnbench.reports.cost import Architecture, Cost, environment_line, load_bench, one_implementation
 from rnnbench.reports.findings import rule_text
 from rnnbench.reports.html import code, image, page, paragraph
 from rnnbench.reports.plots import write_plots
@@ -347,6 +348,49 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+BENCH_PATH = Path("bench/bench.json")  # under --out: the bench document the front page's cost claims read
+COST_CLAIMS = (  # the seed's cost claims: (claim, kind, numerator or cell) -> cost_ratios rows
+    ("GRU: fewer parameters and less time than the LSTM", "cell", "gru"),
+    ("bidirectional: twice the parameters, compute and memory", "direction", "lstm"),
+    ("peepholes: minimal overhead", "cell", "peephole_lstm"),
+)
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+
+
+def cost_claims(doc: dict[str, Any], source: str) -> list[str]:
+    """The front page's cost section: each seed's cost claim with the bench's same-implementation ratios at equal
+    hidden size, unidirectional cells (bi / uni: the LSTM), as the range over the benchmark shapes. No verdict: each
+    figure is one process's median, and repeated runs of the bench moved ratios by up to ~15 % on this machine."""
+    rows = [r for r in cost_ratios(doc) if r["sizing"] == "equal_hidden" and r["direction"] in ("uni", None)]
+    lines = [
+        f"Cost claims, on one implementation (`rnnbench-bench`, {source}: {environment_line(doc)}): ratios at equal "
+        "hidden size, the range over the benchmark shapes (BxTxIxH "
+        f"{', '.join(sorted({r['shape'] for r in rows}))}); `train` is forward + backward. Repeated bench runs "
+        "moved these ratios by up to ~15 % on this 2-core machine, so read differences below that as none.",
+        "",
+        "| seed's claim | ratio | impl | parameters | train time | forward time | train peak memory |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for claim, kind, name in COST_CLAIMS:
+        mine = [r for r in rows if r["kind"] == kind and name == (r["numerator"] if kind == "cell" else r["cell"])]
+        for impl in sorted({r["impl"] for r in mine}):
+            train = [r for r in mine if r["impl"] == impl and r["mode"] == "train"]
+            forward = [r for r in mine if r["impl"] == impl and r["mode"] == "forward"]
+            if not train:
+                continue
+            what = f"{name} / lstm" if kind == "cell" else f"{name}: bi / uni"
+            fwd = _span([r["time"] for r in forward]) if forward else "-"
+            lines.append(
+                f"| {claim} | {what} | {impl} | {_span([r['params'] for r in train])} | "
+                f"{_span([r['time'] for r in train])} | {fwd} | {_span([r['peak_bytes'] for r in train])} |"
+            )
+    return lines
+
+
 def write_index(out: Path, declared: dict[str, Study] | None = None, plans: dict[str, str] | None = None) -> Path:
     """`<out>/README.md`, the study's front page: each hypothesis of every sweep reported into `out`, its verdict,
     the figure that shows it and what the literature found (the `literature` its sweep file declares now: commentary,
@@ -372,6 +416,9 @@ def write_index(out: Path, declared: dict[str, Study] | None = None, plans: dict
         name = info["experiment"]
         compute = _cell(info.get("compute", ""))
         lines.append(f"| [{name}]({name}/README.md) | {_cell(info['claim'])} | {info['runs']} | {compute} |")
+    bench = out / BENCH_PATH
+    if bench.is_file():
+        lines += ["", *cost_claims(load_bench(bench), f"[{BENCH_PATH.as_posix()}]({BENCH_PATH.as_posix()})")]
     reported = {info["experiment"] for info in infos}
     waiting = sorted(name for name in declared if name not in reported)
     if waiting:
