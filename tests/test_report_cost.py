@@ -141,3 +141,19 @@ def test_the_front_page_states_the_seeds_cost_claims_from_the_committed_bench(tm
         "| bidirectional: twice the parameters, compute and memory | lstm: bi / uni | custom | 2.00 | 2.00 |" in front
     )
     assert "| peepholes: minimal overhead | peephole_lstm / lstm | custom | 1.03 | 1.10 | - | 1.05 |" in front
+
+
+def test_the_cost_plot_reads_one_architecture_per_variant_whatever_the_set_order() -> None:
+    """A variant that ran two architectures (here GRU on the custom and the fused path) is plotted by the same one
+    in every process: the least as a tuple, not whichever a frozenset yields first under string hashing."""
+    from dataclasses import replace
+
+    from rnnbench.reports.plots import _bench_times
+
+    study = parse_study({"compare": "model.cell", "reference": "lstm"})
+    records = [{"stage": "eval", "config": {"model": {"cell": c}}} for c in ("lstm", "gru")]
+    analysis = analyse("cell", [r | {"device": {"accelerator": "cpu"}} for r in fake_sweep()])
+    cost = study_cost(records, study, "bench.json", copy.deepcopy(FIXED))
+    two = frozenset({Architecture("gru", "uni", "fused"), Architecture("gru", "uni", "custom")})
+    times = _bench_times(replace(analysis, cost=cost, archs={**analysis.archs, "gru": two}))
+    assert times == {"2x3x4x5": {"lstm": 1.0, "gru": pytest.approx(0.75)}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 
 import matplotlib
@@ -170,7 +171,8 @@ def _bench_times(analysis: Analysis) -> dict[str, dict[str, float]]:
     implementation every cell has), at equal hidden size; the reference itself is 1."""
     if analysis.cost is None:
         return {}
-    cell_of = {v: next(iter(found)) for v, found in analysis.archs.items() if found}
+    # one architecture per variant, the same one in every process (a frozenset's order follows string hashing)
+    cell_of = {v: min(found, key=astuple) for v, found in analysis.archs.items() if found}
     times: dict[str, dict[str, float]] = {}
     for r in analysis.cost.rows:
         if (r["mode"], r["sizing"], r["impl"]) != ("train", "equal_hidden", "custom"):
