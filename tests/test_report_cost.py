@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from rnnbench.models.recurrent import Recurrent
 from rnnbench.reports.analysis import analyse
 from rnnbench.reports.cli import main
 from rnnbench.reports.cost import Architecture, architecture, load_bench, one_implementation, study_cost
+from rnnbench.reports.sweep_report import cost_text
 from rnnbench.study.spec import parse_study
 
 
@@ -37,7 +39,8 @@ def _record(model: dict, accelerator: str = "cpu") -> dict:
 )
 def test_architecture_resolves_the_implementation_as_the_model_does(model: dict, accelerator: str, impl: str) -> None:
     arch = architecture(_record({**model, "bidirectional": True}, accelerator))
-    assert arch == Architecture(model["cell"], "bi", impl)
+    name = "rnn_relu" if model.get("nonlinearity") == "relu" else model["cell"]  # the bench has no ReLU rows
+    assert arch == Architecture(name, "bi", impl)
     if accelerator == "cpu":  # the report's reading agrees with the module that ran
         kwargs = {k: v for k, v in model.items() if k != "cell"}
         net = Recurrent(cell=model["cell"], input_size=3, hidden_size=4, **kwargs)
@@ -47,6 +50,10 @@ def test_architecture_resolves_the_implementation_as_the_model_does(model: dict,
 def test_a_model_without_a_recurrent_cell_has_no_architecture() -> None:
     assert architecture(_record({"cell": "transformer"})) is None
     assert architecture({"config": {}}) is None
+    seq2seq = {"_target_": "rnnbench.models.seq2seq.Seq2Seq", "cell": "lstm", "attention": "dot"}
+    assert architecture(_record(seq2seq)) is None  # its decoder steps in Python: no bench row measures it
+    recurrent = {"_target_": "rnnbench.models.recurrent.Recurrent", "cell": "lstm"}
+    assert architecture(_record(recurrent)) == Architecture("lstm", "uni", "fused")
 
 
 def test_study_cost_keeps_only_the_ratios_that_compare_the_studys_variants() -> None:
@@ -65,7 +72,7 @@ def test_study_cost_keeps_only_the_ratios_that_compare_the_studys_variants() -> 
     assert [(r["kind"], r["cell"], r["time"]) for r in rows] == [("direction", "lstm", 2.0)]
     same = [{"stage": "eval", "config": {"model": {"cell": "lstm", "num_layers": n}}} for n in (1, 2)]
     depth = parse_study({"compare": "model.num_layers", "reference": "1"})
-    assert study_cost(same, depth, "b.json", copy.deepcopy(FIXED)) is None  # one architecture: nothing to divide
+    assert study_cost(same, depth, "b.json", copy.deepcopy(FIXED)).rows == ()  # one architecture: nothing to divide
 
 
 def test_a_report_of_cells_on_different_implementations_quotes_the_bench(tmp_path: Path) -> None:
@@ -101,16 +108,23 @@ def test_one_implementation_lets_epoch_times_compare() -> None:
     [
         (None, "no such file"),
         ("{not json", "not JSON"),
+        (b"\x89PNG\r\n\x1a\n\xff\xfe", "not JSON"),  # a binary file, not UTF-8
+        ("[1, 2]", "not an rnnbench-bench document (a JSON list, not an object)"),
+        ("dir", "cannot read it"),
         ('{"schema": "other", "version": 1}', "not an rnnbench-bench v1 document"),
     ],
 )
 def test_a_bad_bench_file_is_one_line_naming_it(
-    tmp_path: Path, content: str | None, message: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, content: str | bytes | None, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bench.json"
-    if content is not None:
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         load_bench(path)
     run = tmp_path / "run"
     run.mkdir()
@@ -143,6 +157,20 @@ def test_the_front_page_states_the_seeds_cost_claims_from_the_committed_bench(tm
     assert "| peepholes: minimal overhead | peephole_lstm / lstm | custom | 1.03 | 1.10 | - | 1.05 |" in front
 
 
+def test_a_corrupt_front_page_bench_stops_the_report_before_it_writes_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(fake_sweep()[0]))
+    (tmp_path / "reports" / "bench").mkdir(parents=True)
+    (tmp_path / "reports" / "bench" / "bench.json").write_text("{truncated")
+    assert main([str(run), "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnbench-report: error: the front page's bench ") and "not JSON" in err
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["bench"]  # no sweep folder, no index
+
+
 def test_the_cost_plot_reads_one_architecture_per_variant_whatever_the_set_order() -> None:
     """A variant that ran two architectures (here GRU on the custom and the fused path) is plotted by the same one
     in every process: the least as a tuple, not whichever a frozenset yields first under string hashing."""
@@ -157,3 +185,22 @@ def test_the_cost_plot_reads_one_architecture_per_variant_whatever_the_set_order
     two = frozenset({Architecture("gru", "uni", "fused"), Architecture("gru", "uni", "custom")})
     times = _bench_times(replace(analysis, cost=cost, archs={**analysis.archs, "gru": two}))
     assert times == {"2x3x4x5": {"lstm": 1.0, "gru": pytest.approx(0.75)}}
+
+
+def test_a_bench_with_no_ratio_for_the_study_says_so_rather_than_suggest_one() -> None:
+    archs = {
+        "lstm": frozenset({Architecture("lstm", "uni", "fused")}),
+        "rnn": frozenset({Architecture("rnn_relu", "uni", "custom")}),  # the bench times the tanh RNN only
+    }
+    study = parse_study({"compare": "model.cell", "reference": "lstm"})
+    records = [
+        {"stage": "eval", "config": {"model": {"cell": "lstm"}}},
+        {"stage": "eval", "config": {"model": {"cell": "rnn", "nonlinearity": "relu", "impl": "custom"}}},
+    ]
+    cost = study_cost(records, study, "b.json", copy.deepcopy(FIXED))
+    assert cost.rows == ()
+    (text,) = cost_text(cost, archs)
+    assert "The bench (b.json) measures none of these variants against the reference." in text
+    assert "--bench FILE" not in text
+    (without,) = cost_text(None, archs)
+    assert "`rnnbench-report --bench FILE` adds" in without

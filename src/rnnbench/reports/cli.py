@@ -20,7 +20,7 @@ from rnnbench.reports.collect import local_records
 from rnnbench.reports.cost import BenchError, load_bench
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.rows import experiment_of
-from rnnbench.reports.sweep_report import SUMMARY, write_index, write_sweep
+from rnnbench.reports.sweep_report import BENCH_PATH, SUMMARY, write_index, write_sweep
 
 if TYPE_CHECKING:
     from rnnbench.study.stages import Launch
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         by_experiment.setdefault(experiment_of(record), []).append(record)
     try:
         bench = (str(args.bench), load_bench(args.bench)) if args.bench else None
+        if (Path(args.out) / BENCH_PATH).is_file():  # the front page's: checked before any report is written
+            load_bench(Path(args.out) / BENCH_PATH, "the front page's bench")
         done = [(analyse(name, by_experiment[name], bench), by_experiment[name]) for name in sorted(by_experiment)]
     except (PoolingError, BenchError) as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)

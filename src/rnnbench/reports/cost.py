@@ -24,6 +24,8 @@ from rnnbench.models.layer_norm import get_layer_norm_cell
 from rnnbench.models.recurrent import resolved_impl
 from rnnbench.study.spec import Study
 
+RECURRENT = "rnnbench.models.recurrent.Recurrent"  # the `_target_` of every model the bench measures
+
 
 class BenchError(ValueError):
     """A `--bench` file that is missing or not an rnnbench-bench document."""
@@ -48,16 +50,21 @@ class Cost:
 
 
 def architecture(record: Mapping[str, Any]) -> Architecture | None:
-    """The architecture of a run from its config and device; None where its model is not a `Recurrent` cell."""
+    """The architecture of a run from its config and device; None where its model is not a `Recurrent` body.
+
+    Why None for an encoder-decoder: its decoder steps in Python whatever `impl` says and its encoder may be
+    bidirectional, so no bench row (one `Recurrent` layer stack) measures it. A ReLU RNN keeps its own name
+    (`rnn_relu`): the bench times the tanh RNN only, and a tanh ratio must not stand in for it.
+    """
     model = record.get("config", {}).get("model") or {}
     cell = model.get("cell")
-    if cell not in CELLS:
+    if cell not in CELLS or model.get("_target_", RECURRENT) != RECURRENT:
         return None
     name = "rnn_relu" if cell == "rnn" and model.get("nonlinearity") == "relu" else cell
     spec = get_layer_norm_cell(name) if model.get("layer_norm") == "cell" else get_cell(name)
     device = (record.get("device") or {}).get("accelerator") or "cpu"
     direction = "bi" if model.get("bidirectional") else "uni"
-    return Architecture(cell, direction, resolved_impl(spec, model.get("impl", "auto"), str(device)))
+    return Architecture(name, direction, resolved_impl(spec, model.get("impl", "auto"), str(device)))
 
 
 def architectures(records: Iterable[Mapping[str, Any]], study: Study) -> dict[str, frozenset[Architecture]]:
@@ -96,18 +103,22 @@ def _key(row: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return ("cell", row["numerator"], row["direction"]) if row["kind"] == "cell" else ("direction", row["cell"], None)
 
 
-def load_bench(path: Path) -> dict[str, Any]:
-    """Read a bench JSON document, checking its schema (one-line errors naming the file)."""
+def load_bench(path: Path, what: str = "--bench") -> dict[str, Any]:
+    """Read a bench JSON document, checking its schema (one-line errors naming `what` and the file)."""
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise BenchError(f"--bench {path}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise BenchError(f"--bench {path}: not JSON ({err})") from None
+        raise BenchError(f"{what} {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BenchError(f"{what} {path}: not JSON ({err})") from None
+    except OSError as err:
+        raise BenchError(f"{what} {path}: cannot read it ({err.strerror or err})") from None
+    if not isinstance(doc, dict):
+        raise BenchError(f"{what} {path}: not an rnnbench-bench document (a JSON {type(doc).__name__}, not an object)")
     try:
         cost_ratios(doc)
     except (ValueError, KeyError, TypeError) as err:
-        raise BenchError(f"--bench {path}: {err}") from None
+        raise BenchError(f"{what} {path}: {err}") from None
     return doc
 
 
@@ -123,8 +134,8 @@ def environment_line(doc: Mapping[str, Any]) -> str:
     )
 
 
-def study_cost(records: Sequence[Mapping[str, Any]], study: Study, source: str, doc: Mapping[str, Any]) -> Cost | None:
-    """The bench's figures for this study's comparisons; None where it compares no cells or directions."""
+def study_cost(records: Sequence[Mapping[str, Any]], study: Study, source: str, doc: Mapping[str, Any]) -> Cost:
+    """The bench's figures for this study's comparisons; no rows where it compares no cells or directions the
+    bench measures (a depth study, or a ReLU RNN), which the report then says rather than suggest `--bench`."""
     wanted = _wanted(architectures(records, study), study.reference)
-    rows = tuple(r for r in cost_ratios(dict(doc)) if _key(r) in wanted)
-    return Cost(source, environment_line(doc), rows) if rows else None
+    return Cost(source, environment_line(doc), tuple(r for r in cost_ratios(dict(doc)) if _key(r) in wanted))

@@ -176,10 +176,12 @@ def cost_text(cost: Cost | None, archs: Mapping[str, frozenset[Architecture]]) -
             f"The variants ran on different implementations ({ran}; `impl: auto` picks each cell's fastest), so "
             "the epoch times above compare implementations as much as cells: they are not compared here."
         )
-    if cost is None and one_implementation(archs):
+    if (cost is None or not cost.rows) and one_implementation(archs):
         return [epoch]
     if cost is None:
         return [epoch + " `rnnbench-report --bench FILE` adds time and memory measured on one implementation."]
+    if not cost.rows:
+        return [epoch + f" The bench ({cost.source}) measures none of these variants against the reference."]
     return [
         epoch,
         f"Time (median step) and peak memory as ratios measured on one implementation by `rnnbench-bench` "
@@ -418,7 +420,12 @@ def write_index(out: Path, declared: dict[str, Study] | None = None, plans: dict
         lines.append(f"| [{name}]({name}/README.md) | {_cell(info['claim'])} | {info['runs']} | {compute} |")
     bench = out / BENCH_PATH
     if bench.is_file():
-        lines += ["", *cost_claims(load_bench(bench), f"[{BENCH_PATH.as_posix()}]({BENCH_PATH.as_posix()})")]
+        lines += [
+            "",
+            *cost_claims(
+                load_bench(bench, "the front page's bench"), f"[{BENCH_PATH.as_posix()}]({BENCH_PATH.as_posix()})"
+            ),
+        ]
     reported = {info["experiment"] for info in infos}
     waiting = sorted(name for name in declared if name not in reported)
     if waiting:
