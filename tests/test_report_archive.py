@@ -148,3 +148,15 @@ def test_an_unfinished_study_is_resumed_by_its_whole_grid_not_by_the_part_that_r
     (narrowed,) = analyses(short)  # T = 10 tuned and evaluated: a complete study launched with task.seq_len=10
     assert not stage_line(narrowed)
     assert study_command(replace(narrowed, grid=grid)) == "rnnbench-study fixture task.seq_len=10"
+
+
+def test_a_group_tuned_on_part_of_its_grid_keeps_the_study_in_progress() -> None:
+    """Every evaluation seed is there, but one group's tuning lacks a run (a narrowed relaunch, then an interrupted
+    one): its choice may still change, so the study is in progress; with the run back it is complete."""
+    records = fixture_records()
+    tuning = [i for i, r in enumerate(records) if r["stage"] == "tune"]
+    (complete,) = analyses(records)
+    assert stage_line(complete) == ""
+    (short,) = analyses([r for i, r in enumerate(records) if i != tuning[0]])
+    line = stage_line(short)
+    assert "**In progress: 1 of the 4 tuned groups lack some of their tuning runs** (grid x tuning seeds; 7" in line

@@ -117,6 +117,13 @@ def stage_line(analysis: Analysis) -> str:
             f"whole grid) and the evaluation stage {done}, so no verdict below is final: "
             f"`{study_command(analysis)}` resumes the study, restoring these records."
         )
+    if short := _short_tuned(analysis):
+        return (
+            f"**In progress: {short} of the {len(analysis.tuning)} tuned groups lack some of their tuning runs** "
+            f"(grid x tuning seeds; {tuned} tuning runs recorded, the evaluation stage has {done} of its "
+            f"{sum(want.values())}), so no verdict below is final: `{study_command(analysis)}` resumes the study, "
+            "restoring these records."
+        )
     low, high = min(want.values()), max(want.values())
     seeds = f"x {low} seeds" if low == high else f"of {low} to {high} seeds"
     return (
@@ -127,8 +134,10 @@ def stage_line(analysis: Analysis) -> str:
 
 
 def _progress(analysis: Analysis) -> tuple[int, dict[tuple, int]] | None:
-    """(evaluation runs done, seeds wanted per tuned group) of a study whose evaluation stage has not finished;
-    None for a finished study (or runs no study tuned)."""
+    """(evaluation runs done, seeds wanted per tuned group) of a study whose tuning or evaluation stage has not
+    finished; None for a finished study (or runs no study tuned). A group whose tuning runs fall short of the
+    grid x tuning seeds is unfinished even where its evaluation runs are all there (a relaunch that narrowed the
+    grid, then an interrupted one): its choice, and so its evaluation, may still change."""
     if not analysis.tuning:
         return None
     runs = {(v.task, v.setting, v.x, v.variant): v.runs for v in analysis.variants}
@@ -136,7 +145,14 @@ def _progress(analysis: Analysis) -> tuple[int, dict[tuple, int]] | None:
     asked = _seeds_asked(analysis)
     want = {g: asked.get(g, len(analysis.study.seeds)) for g in groups}
     done = sum(min(runs.get(g, 0), want[g]) for g in groups)
-    return None if done >= sum(want.values()) else (done, want)
+    return None if done >= sum(want.values()) and not _short_tuned(analysis) else (done, want)
+
+
+def _short_tuned(analysis: Analysis) -> int:
+    """How many tuned groups have fewer tuning runs than the tuning grid x its seeds."""
+    tuning = analysis.study.tuning
+    per_group = len(tuning.grid) * len(tuning.seeds) if tuning else 0
+    return sum(sum(n for _, n in t.solved) < per_group for t in analysis.tuning)
 
 
 def _seeds_asked(analysis: Analysis) -> dict[tuple, int]:
