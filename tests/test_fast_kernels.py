@@ -4,6 +4,8 @@ with their time loops in Python and compiled (fast_loops.cpp); the compiled loop
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -138,10 +140,47 @@ def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pyte
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
 
 
-def test_compiled_loops_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("value", "on"), [("0", False), ("false", False), ("OFF", False), ("no", False),
+                                          ("1", True), ("true", True), ("On", True), ("", True)])  # fmt: skip
+def test_the_switch_reads_the_usual_spellings(value: str, on: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fast_loops.ENV, value)
+    assert fast_loops.enabled() is on
+
+
+def test_a_misspelt_switch_is_one_line_naming_the_allowed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fast_loops.ENV, "maybe")
+    with pytest.raises(ValueError, match=r"^RNNBENCH_COMPILED_LOOPS='maybe': expected one of 0, false, off, no, 1,"):
+        fast_loops.compiled()
+
+
+def test_a_lock_left_by_a_killed_build_is_cleared_not_waited_on(tmp_path: Path, monkeypatch) -> None:
+    """torch waits forever on its `lock` file while it exists; a build killed mid-way leaves it. Holding the flock,
+    the next build knows nobody is building, removes it (one warning) and builds into the same folder."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv(fast_loops.ENV, "1")
+    monkeypatch.setattr(fast_loops, "_state", {})
+    folder = tmp_path / fast_loops._name()
+    folder.mkdir()
+    (folder / "lock").write_text("")
+    seen: dict[str, object] = {}
+
+    def fake_load(**kwargs: object) -> ModuleType:
+        seen.update(kwargs, lock_there=(folder / "lock").exists())
+        return ModuleType("built")
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    with pytest.warns(UserWarning, match="stale build lock"):
+        assert fast_loops.compiled().__name__ == "built"
+    assert seen["build_directory"] == str(folder) and seen["lock_there"] is False
+
+
+def test_compiled_loops_fall_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Disabled: None without a build. A failed build: one RuntimeWarning saying why, None, and the Python loops."""
     from torch.utils import cpp_extension
 
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv(fast_loops.ENV, "0")
     assert fast_loops.compiled() is None  # turned off: nothing is built
     monkeypatch.delenv(fast_loops.ENV)

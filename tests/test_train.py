@@ -50,6 +50,7 @@ def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Pa
     assert on_disk["solved"] is False and on_disk["steps_to_solve"] is None and on_disk["stage"] is None
     assert on_disk["peak_memory_mb"] > 0 and on_disk["train_time_s"] > 0
     assert on_disk["versions"]["torch"] and on_disk["seed"] == 0
+    assert on_disk["time_loops"] == "python"  # the GRU's custom path; conftest turns the compiled loops off
     wandb_dir = Path(on_disk["wandb"]["dir"])
     assert wandb_dir.parent == run_dir / "wandb" and wandb_dir.name.startswith("offline-run-")
     assert (wandb_dir / f"run-{on_disk['wandb']['id']}.wandb").stat().st_size > 0
@@ -59,6 +60,22 @@ def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Pa
 def test_consecutive_runs_in_one_process_get_distinct_wandb_runs(tmp_path: Path) -> None:
     ids = {smoke([f"seed={s}"], tmp_path / str(s))["wandb"]["id"] for s in (0, 1)}
     assert len(ids) == 2
+
+
+def test_the_record_names_the_time_loops_of_its_own_run_only(tmp_path: Path) -> None:
+    """A launcher's worker runs several jobs in one process: an LSTM on the fused kernel after a GRU on the custom
+    path ran no custom time loop, and its record says so (null) instead of inheriting the GRU's."""
+    assert smoke(["logger=none", "model=gru"], tmp_path / "gru")["time_loops"] == "python"
+    assert smoke(["logger=none", "model=lstm"], tmp_path / "lstm")["time_loops"] is None
+    assert read_record(tmp_path / "lstm" / "run.json")["time_loops"] is None
+
+
+def test_a_misspelt_compiled_loops_switch_stops_the_command_before_any_job(tmp_path: Path, monkeypatch) -> None:
+    from rnnbench.training.config import ConfigError, preflight
+
+    monkeypatch.setenv("RNNBENCH_COMPILED_LOOPS", "yes please")
+    with pytest.raises(ConfigError, match="RNNBENCH_COMPILED_LOOPS='yes please': expected one of 0, false"):
+        preflight(["trainer=smoke"])
 
 
 def test_same_seed_gives_identical_results(tmp_path: Path) -> None:

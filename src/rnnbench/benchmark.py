@@ -449,6 +449,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("rnnbench-bench: --repeats and --threads must be >= 1, --warmup >= 0")
+    try:
+        fast_loops.enabled()
+    except ValueError as err:
+        raise SystemExit(f"rnnbench-bench: {err}") from None
     device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"rnnbench-bench: --device {device}: CUDA is not available here (torch {torch.__version__})")

@@ -8,11 +8,13 @@ Python loops are the reference and the fallback.
 
 The extension is compiled by `torch.utils.cpp_extension.load` on first use (1-2 min on 2 busy cores) into torch's
 extension cache (`TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), in a folder named after a hash of the
-source's path and text: a changed source, or a second checkout, builds its own copy instead of rebuilding another's
-back and forth. Later processes load the cached library in about half a second. Where it cannot be built (no C++
-compiler or ninja) one warning says why and the Python loops run.
+source's path and text, torch's version and Python's: a changed source, a second checkout or another torch builds
+its own copy instead of rebuilding another's back and forth. Later processes load the cached library in about half a
+second. Where it cannot be built (no C++ compiler or ninja) one warning says why and the Python loops run. A build
+killed mid-way leaves torch's lock file behind; the next build clears it (`_exclusive`) instead of waiting forever.
 
-On by default; `RNNBENCH_COMPILED_LOOPS=0` turns them off (the Python loops run, nothing is built). Measured
+On by default; `RNNBENCH_COMPILED_LOOPS=0` (or false/off/no) turns them off (the Python loops run, nothing is
+built). Measured
 (issue 19, `rnnbench-bench`, train step, 2 threads, quiet 2-core machine, 2026-12-02): the compiled loops take
 6-15 % off the Python loops' step (64x100x32x128: 91.5 -> 77.8 ms; 32x200x64x256: 257.5 -> 242.8 ms), more under
 contention, where the Python per-op cost grows; the one-time build is paid once per machine (the cache), later
@@ -21,9 +23,14 @@ processes load it in 0.2-0.5 s.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import sys
 import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -32,31 +39,91 @@ ENV = "RNNBENCH_COMPILED_LOOPS"
 _state: dict[str, ModuleType | None] = {}
 
 
+OFF = ("0", "false", "off", "no")
+ON = ("1", "true", "on", "yes", "")
+
+
 def enabled() -> bool:
-    """Whether the compiled loops are wanted: unless the environment variable is '0'."""
-    return os.environ.get(ENV, "1") != "0"
+    """Whether the compiled loops are wanted: unless the environment variable says off (0/false/off/no)."""
+    value = os.environ.get(ENV, "1").strip().lower()
+    if value not in OFF + ON:
+        raise ValueError(f"{ENV}={os.environ[ENV]!r}: expected one of {', '.join(OFF + ON[:-1])} (or unset: on)")
+    return value not in OFF
+
+
+_calls: Counter[str] = Counter()  # time-loop launches in this process, by the loops that ran them
 
 
 def compiled() -> ModuleType | None:
-    """The compiled loops module, built on first call; None when disabled or when it cannot be built."""
-    if not enabled():
-        return None
-    if "module" not in _state:
-        _state["module"] = _build()
-    return _state["module"]
+    """The compiled loops module, built on first call; None when disabled or when it cannot be built. Each call is
+    one time loop about to run, counted by which loops run it (`loops_since`)."""
+    module = None
+    if enabled():
+        if "module" not in _state:
+            _state["module"] = _build()
+        module = _state["module"]
+    _calls["compiled" if module is not None else "python"] += 1
+    return module
+
+
+def calls() -> dict[str, int]:
+    """A snapshot of the time-loop launches so far, for `loops_since`."""
+    return dict(_calls)
+
+
+def loops_since(before: dict[str, int]) -> str | None:
+    """Which time loops ran since the snapshot `before`: "compiled", "python", "compiled+python", or None where no
+    custom time loop ran (fused kernels only). Why a snapshot: a launcher's worker process runs many jobs, and a run's
+    record must say what ran in that run, not in an earlier job of the same process."""
+    return "+".join(sorted(k for k, n in _calls.items() if n > before.get(k, 0))) or None
 
 
 def _name() -> str:
-    """The extension's (and its cache folder's) name: unique per source path and text."""
-    digest = hashlib.sha1(str(SOURCE.resolve()).encode() + b"\0" + SOURCE.read_bytes()).hexdigest()[:12]
+    """The extension's (and its cache folder's) name: unique per source path and text, torch and Python (an
+    extension built against one torch's ABI must not be loaded by another)."""
+    import torch
+
+    built_for = f"{SOURCE.resolve()}\0{torch.__version__}\0{sys.version}\0".encode()
+    digest = hashlib.sha1(built_for + SOURCE.read_bytes()).hexdigest()[:12]
     return f"rnnbench_fast_loops_{digest}"
+
+
+def build_directory(name: str) -> Path:
+    """Where torch builds and caches the extension: `TORCH_EXTENSIONS_DIR`, else torch's default root."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / name
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an flock on the build folder while building or loading, and clear a lock file left behind.
+
+    Why: torch's own build lock is a plain file (`lock`) that a build killed mid-way (a timeout, Ctrl-C, an OOM)
+    leaves behind, and every later process then waits on it forever, silently. An flock is released by the
+    kernel when its holder dies, so whoever holds it knows no build is running and a `lock` there is stale.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "rnnbench.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        stale = folder / "lock"
+        if stale.exists():
+            warnings.warn(f"rnnbench: removing a stale build lock left by a killed build: {stale}", stacklevel=4)
+            stale.unlink(missing_ok=True)
+        yield
 
 
 def _build() -> ModuleType | None:
     from torch.utils import cpp_extension
 
+    name = _name()
+    folder = build_directory(name)
     try:
-        return cpp_extension.load(name=_name(), sources=[str(SOURCE)], extra_cflags=["-O2"], verbose=False)
+        with _exclusive(folder):
+            return cpp_extension.load(
+                name=name, sources=[str(SOURCE)], extra_cflags=["-O2"], build_directory=str(folder), verbose=False
+            )
     except (OSError, RuntimeError, ImportError) as err:  # no compiler / ninja, or a failed build
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         warnings.warn(

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.accelerators import AcceleratorRegistry
 
+from rnnbench.models import fast_loops
 from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
 from rnnbench.training import resolvers  # noqa: F401  (registers ${unique_now:...} and ${task_direction:...})
@@ -374,6 +375,10 @@ def _group_options_any(group: str, user_config_dir: str | None = None) -> list[s
 
 def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str | None = None) -> int:
     """Compose and check every job the command would run; returns how many jobs were checked."""
+    try:
+        fast_loops.enabled()  # the environment switch, read by every job's first custom time loop
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     try:
         fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
         base = compose_config(fixed, user_config_dir, hydra=True) if multirun else None

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
+from rnnbench.models import fast_loops
 from rnnbench.study.selection import apply_selection
 from rnnbench.tasks.base import SequenceTask
 from rnnbench.tracking.device import device_record
@@ -136,6 +137,7 @@ def train(
     if resume is not None:  # the history, solve state and time trained up to the checkpoint's step
         attempt = {k: record[k] for k in ("started_at", "git_sha", "git_dirty")}
         resumed_at = carry_over(record, resume, attempt)
+    loops_before = fast_loops.calls()  # which time loops the custom path ran in this run (compiled or Python)
     solve = SolveTracker(task.solve, record, stop_on_solve=bool(cfg.get("stop_on_solve")))
     recorder = RunRecorder(output_dir / RECORD_NAME, record)
     recorder.save()
@@ -211,7 +213,7 @@ def train(
             recorder.fail(err)
         raise
     finally:
-        recorder.save(finished_at=now_stamp())
+        recorder.save(finished_at=now_stamp(), time_loops=fast_loops.loops_since(loops_before))
         if wandb_run is not None:
             finish_run(wandb_run, record)  # the summary says what run.json says
     return record
