@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rnnbench.models.amp import onednn_lacks_bf16
 from rnnbench.models.recurrent import Recurrent
 
 CASES = [
@@ -59,3 +60,19 @@ def test_without_autocast_nothing_changes(cell: str) -> None:
     out, _ = model(x)
     assert out.dtype == torch.float64
     assert torch.autograd.gradcheck(lambda inp: model(inp)[0], (x,))
+
+
+def test_the_fused_lstm_runs_in_float32_exactly_where_onednn_lacks_bfloat16() -> None:
+    """Where oneDNN has bfloat16 kernels the fused LSTM runs in bfloat16 as autocast asks; where it has none (this
+    project's AVX2-less CPU) it would fail, so it runs in float32. The predicate holds only under CPU bf16 autocast."""
+    cpu = torch.device("cpu")
+    bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert not onednn_lacks_bf16(cpu)  # no autocast
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not onednn_lacks_bf16(cpu)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lacks = onednn_lacks_bf16(cpu)
+        assert lacks is (torch.backends.mkldnn.is_available() and not bf16)
+        assert not onednn_lacks_bf16(torch.device("meta"))
+        out, _ = Recurrent("lstm", 3, 8, impl="fused")(torch.randn(2, 5, 3))
+    assert out.dtype == (torch.float32 if lacks else torch.bfloat16)

@@ -62,10 +62,12 @@ def onednn_lacks_bf16(device: torch.device) -> bool:
     """Whether CPU bfloat16 autocast is on where oneDNN has no bfloat16 kernels (CPUs without AVX-512 or AMX, as
     this project's 2-core machine). torch hands the fused LSTM to oneDNN in bfloat16 there, and oneDNN fails with
     "could not create a primitive descriptor for the LSTM forward propagation primitive"; the caller then runs the
-    kernel in float32, as torch's CPU GRU runs under autocast everywhere."""
+    kernel in float32, as torch's CPU GRU runs under autocast everywhere. A torch built without oneDNN never hands
+    the LSTM to it, so nothing needs casting there."""
     return (
         device.type == "cpu"
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and torch.backends.mkldnn.is_available()
         and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
