@@ -14,7 +14,7 @@ import pytest
 from report_fakes import fake_sweep, fixture_records
 from rnnbench.reports.archive import ARCHIVE_NAME, read_archive, write_archive
 from rnnbench.reports.cli import analyses, main
-from rnnbench.reports.sweep_report import extension_commands, stage_line, study_command
+from rnnbench.reports.sweep_report import extension_commands, pending_line, stage_line, study_command, summary
 from rnnbench.tracking.run_record import write_record
 
 FIXTURE = Path(__file__).parent / "data" / "reports"
@@ -160,3 +160,18 @@ def test_a_group_tuned_on_part_of_its_grid_keeps_the_study_in_progress() -> None
     (short,) = analyses([r for i, r in enumerate(records) if i != tuning[0]])
     line = stage_line(short)
     assert "**In progress: 1 of the 4 tuned groups lack some of their tuning runs** (grid x tuning seeds; 7" in line
+
+
+def test_a_finished_study_whose_sweep_file_asks_for_more_says_so_without_calling_itself_in_progress() -> None:
+    """The sweep file widened its tuning grid after the study ran (cell and depth added 3e-4): the verdicts stand
+    for the runs recorded, and the report says how many tuning runs the file asks for and how to run them."""
+    (complete,) = analyses(fixture_records())
+    tuned = sum(r.stage == "tune" for r in complete.rows)
+    assert pending_line(complete) == "" and pending_line(replace(complete, tune_planned=tuned)) == ""
+    widened = replace(complete, tune_planned=tuned + 4)
+    assert stage_line(widened) == ""  # not in progress: every tuned group is complete at its recorded grid
+    line = pending_line(widened)
+    assert f"{tuned + 4} tuning runs at its current grid, {tuned} recorded" in line
+    assert "`rnnbench-study fixture` runs the rest" in line
+    assert summary(widened, [])["tuning_declared"] == [tuned, tuned + 4] and "in_progress" not in summary(widened, [])
+    assert "tuning_declared" not in summary(complete, [])

@@ -110,7 +110,7 @@ def stage_line(analysis: Analysis) -> str:
     if progress is None:
         return ""
     done, want = progress
-    tuned = sum(1 for r in analysis.rows if r.stage == "tune")
+    tuned = _tuned(analysis)
     if analysis.tune_planned and tuned < analysis.tune_planned:
         return (
             f"**In progress: the tuning stage has {tuned} of its {analysis.tune_planned} runs** (the sweep file's "
@@ -130,6 +130,24 @@ def stage_line(analysis: Analysis) -> str:
         f"**In progress: the evaluation stage has {done} of its {sum(want.values())} runs** ({len(want)} tuned "
         f"groups {seeds}; {tuned} tuning runs recorded), so no verdict below is final: "
         f"`{study_command(analysis)}` resumes the study, restoring these records."
+    )
+
+
+def _tuned(analysis: Analysis) -> int:
+    return sum(1 for r in analysis.rows if r.stage == "tune")
+
+
+def pending_line(analysis: Analysis) -> str:
+    """For a finished study whose sweep file now asks for more tuning runs than its records hold (a widened tuning
+    grid, or tasks and factor values not launched yet): say so, so that a verdict is read as final for the grid
+    recorded, not for the file as it stands. Empty otherwise, and while the study is in progress (stage_line)."""
+    tuned = _tuned(analysis)
+    if stage_line(analysis) or not analysis.tune_planned or tuned >= analysis.tune_planned:
+        return ""
+    return (
+        f"**The sweep file asks for more than these records hold:** {analysis.tune_planned} tuning runs at its "
+        f"current grid, {tuned} recorded. The verdicts below are final for the runs recorded here; "
+        f"`rnnbench-study {analysis.experiment}` runs the rest (finished runs are skipped, records restored)."
     )
 
 
@@ -207,6 +225,17 @@ def cost_text(cost: Cost | None, archs: Mapping[str, frozenset[Architecture]]) -
     ]
 
 
+def _quotes_bench(analysis: Analysis) -> bool:
+    """Whether the report's Cost section reads the bench (so its Regenerate block must pass it again): there is a
+    Cost section, and its variants either ran on different implementations or the bench has ratios for them."""
+    has_section = len(analysis.archs) > 1
+    return (
+        has_section
+        and analysis.cost is not None
+        and (bool(analysis.cost.rows) or not one_implementation(analysis.archs))
+    )
+
+
 def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
     """The report's sections as (heading, [markdown paragraph or table]); README and HTML render the same list."""
     study = analysis.study
@@ -239,7 +268,7 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
             ],
         )
     )
-    if analysis.archs and len(analysis.archs) > 1:
+    if len(analysis.archs) > 1:
         sections.append(("Cost", cost_text(analysis.cost, analysis.archs)))
     if analysis.aggregates:
         sections.append(
@@ -278,7 +307,7 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
 def commands(analysis: Analysis, out: str) -> str:
     """How to regenerate the runs and this report; the report command reads the archive written next to it."""
     archive = f"{out.rstrip('/')}/{analysis.experiment}/{ARCHIVE_NAME}"
-    bench = f" --bench {analysis.cost.source}" if analysis.cost else ""
+    bench = f" --bench {analysis.cost.source}" if analysis.cost and _quotes_bench(analysis) else ""
     if any(r.stage in ("tune", "eval") for r in analysis.rows):
         runs = [
             "# the study (tune, select, evaluate; resumes, restoring the committed records):",
@@ -302,7 +331,7 @@ def readme(analysis: Analysis, out: str, plots: list[str], compute: str = "") ->
     """The sweep's README.md."""
     lines = [f"# Sweep `{analysis.experiment}`", "", "Regenerate:", "", "```bash", commands(analysis, out), "```"]
     lines += ["", compute] if compute else []
-    lines += ["", progress] if (progress := stage_line(analysis)) else []
+    lines += ["", progress] if (progress := stage_line(analysis) or pending_line(analysis)) else []
     for heading, items in _sections(analysis):
         lines += ["", f"## {heading}", ""]
         lines += "\n\n".join((i.markdown() if isinstance(i, Table) else i).strip("\n") for i in items).splitlines()
@@ -325,6 +354,7 @@ def summary(analysis: Analysis, plots: list[str], compute: str = "") -> dict:
         "runs": status_line(analysis.rows),
         "compute": compute,
         **({"in_progress": True} if stage_line(analysis) else {}),  # only when true: finished studies' files stay
+        **({"tuning_declared": [_tuned(analysis), analysis.tune_planned]} if pending_line(analysis) else {}),
         "family": analysis.family,
         "findings": [
             {
@@ -433,7 +463,11 @@ def write_index(out: Path, declared: dict[str, Study] | None = None, plans: dict
     for info in infos:
         name = info["experiment"]
         compute = _cell(info.get("compute", ""))
-        lines.append(f"| [{name}]({name}/README.md) | {_cell(info['claim'])} | {info['runs']} | {compute} |")
+        runs = info["runs"]
+        if "tuning_declared" in info:
+            recorded, declared_runs = info["tuning_declared"]
+            runs += f" Its sweep file now asks for {declared_runs} tuning runs, {recorded} recorded: the rest not run."
+        lines.append(f"| [{name}]({name}/README.md) | {_cell(info['claim'])} | {runs} | {compute} |")
     bench = out / BENCH_PATH
     if bench.is_file():
         lines += [
