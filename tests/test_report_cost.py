@@ -75,7 +75,7 @@ def test_study_cost_keeps_only_the_ratios_that_compare_the_studys_variants() -> 
     assert study_cost(same, depth, "b.json", copy.deepcopy(FIXED)).rows == ()  # one architecture: nothing to divide
 
 
-def test_a_report_of_cells_on_different_implementations_quotes_the_bench(tmp_path: Path) -> None:
+def test_a_report_of_cells_on_different_implementations_quotes_the_bench(tmp_path: Path, monkeypatch) -> None:
     records = [r | {"device": {"accelerator": "cpu"}} for r in fake_sweep()]  # lstm (fused) and gru (custom)
     plain = analyse("cell", records)
     assert not one_implementation(plain.archs) and plain.cost is None
@@ -88,7 +88,10 @@ def test_a_report_of_cells_on_different_implementations_quotes_the_bench(tmp_pat
     readme = (tmp_path / "reports" / "cell" / "README.md").read_text()
     assert "## Cost" in readme and "(gru: custom; lstm: fused;" in readme
     assert "| 2x3x4x5 | train | equal_hidden | custom | gru / lstm (uni) | 0.75 | 0.75 | 0.75 |" in readme
-    assert f"--bench {bench} --out" in readme  # the Regenerate block repeats the bench file
+    assert f"--bench {bench} --out" in readme  # the Regenerate block repeats the bench file (outside the cwd: as given)
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs", "--bench", str(bench.resolve()), "--out", "reports"]) == 0
+    assert "--bench bench.json --out reports" in (tmp_path / "reports" / "cell" / "README.md").read_text()
     assert (tmp_path / "reports" / "cell" / "cost.png").stat().st_size > 0
     without = tmp_path / "plain"
     assert main([str(tmp_path / "runs"), "--out", str(without)]) == 0

@@ -65,6 +65,15 @@ def _declared(analysis: Analysis, launch: Launch) -> Analysis:
     return replace(analysis, grid=grid_values(launch), tune_planned=plan(launch).tune_runs)
 
 
+def _as_given(path: Path) -> str:
+    """The bench file as the Regenerate block repeats it: relative to the working directory where it lies under
+    it, so that a committed report names no one machine's absolute path."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry."""
     parser = _parser()
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for record in records:
         by_experiment.setdefault(experiment_of(record), []).append(record)
     try:
-        bench = (str(args.bench), load_bench(args.bench)) if args.bench else None
+        bench = (_as_given(args.bench), load_bench(args.bench)) if args.bench else None
         if (Path(args.out) / BENCH_PATH).is_file():  # the front page's: checked before any report is written
             load_bench(Path(args.out) / BENCH_PATH, "the front page's bench")
         done = [(analyse(name, by_experiment[name], bench), by_experiment[name]) for name in sorted(by_experiment)]
