@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     except (PoolingError, BenchError) as err:
         print(f"rnnbench-report: error: {err}", file=sys.stderr)
         return 2
-    from rnnbench.study.stages import declared_studies, load, plan  # composes the sweep configs: only here
+    from rnnbench.study.stages import declared_launches, plan  # composes the sweep configs: only here
 
-    declared = declared_studies()
-    launches = {name: load(name, []) for name in declared}
+    launches = declared_launches()
+    declared = {name: launch.study for name, launch in launches.items()}
     done = [(_declared(a, launches[a.experiment]) if a.experiment in launches else a, own) for a, own in done]
     out = Path(args.out)
     for analysis, own in done:

@@ -64,6 +64,10 @@ def _key(override: str) -> str:
     return _parse(override).get_key_element().lstrip("+~")
 
 
+class NoStudy(StudyError):
+    """A sweep file without a study: block (a plain multirun)."""
+
+
 def load(name: str, overrides: list[str], config_dir: str | None = None, directory: Path | None = None) -> Launch:
     """Compose the sweep with the user's overrides and read its study block; one StudyError line if unusable."""
     sweeps = group_options("sweep", config_dir)
@@ -79,7 +83,7 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
     except (HydraException, OmegaConfBaseException) as err:
         raise StudyError(str(err).strip().splitlines()[0]) from err
     if base.get("study") is None:
-        raise StudyError(f"sweep {name} declares no study: add a study: block with tuning and seeds (sweeps/README.md)")
+        raise NoStudy(f"sweep {name} declares no study: add a study: block with tuning and seeds (sweeps/README.md)")
     study = parse_study(OmegaConf.to_container(base.study, resolve=True))
     if study.tuning is None or not study.seeds:
         raise StudyError(f"sweep {name}'s study needs study.tuning and study.seeds (its evaluation seeds)")
@@ -104,14 +108,16 @@ def eval_stops(study: Study) -> bool:
     return all(h.relation in ("solves", "faster") for h in study.hypotheses)
 
 
-def declared_studies(config_dir: str | None = None) -> dict[str, Study]:
-    """Every sweep that declares a study (shipped, or in a user's --config-dir), as its sweep file declares it now."""
-    studies = {}
+def declared_launches(config_dir: str | None = None) -> dict[str, Launch]:
+    """Every sweep that declares a study (shipped, or in a user's --config-dir), composed once as `rnnbench-study
+    NAME` would launch it now: its study block, grid and budget (reports read all three)."""
+    launches = {}
     for name in group_options("sweep", config_dir):
-        study = compose_config([f"+sweep={name}"], config_dir).get("study")
-        if study is not None:
-            studies[name] = parse_study(OmegaConf.to_container(study, resolve=True))
-    return studies
+        try:
+            launches[name] = load(name, [], config_dir)
+        except NoStudy:
+            continue
+    return launches
 
 
 def _values(launch: Launch, key: str) -> list[str]:
