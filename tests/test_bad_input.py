@@ -41,7 +41,7 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     (["-m", "+sweep=cell", "budget=tiny"], "unknown budget 'tiny'; allowed: cpu, full, smoke"),
     (
         ["-m", "+sweep=nope"],
-        "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, peephole, seq_len",
+        "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, depth_lm, peephole, seq_len",
     ),
     (
         ["-m", "+sweep=cell", "hydra/launcher=nope"],
