@@ -79,6 +79,8 @@ def test_both_at_chance_is_neither_learned_even_when_significant() -> None:
     assert rank_test(values["gru"], values["lstm"], True).p_better < 0.05
     _, (result,), (found,) = only(runs(study(worse), values))
     assert (result.verdict, result.tested, found.verdict) == (NEITHER, False, NEITHER)
+    # either variant learning would test a "better" claim, so the budget asked for is one at which either learns
+    assert result.to_decide.startswith("a budget at which either learns (lstm 0/5, gru ")
     # a "better" claim is tested when only the variant learned: the reference failing is the effect it predicts
     values["gru"] = [0.9, 0.91, 0.92, 0.93, 0.94]
     _, (result,), (found,) = only(runs(study(worse), values))
