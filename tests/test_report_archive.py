@@ -175,3 +175,10 @@ def test_a_finished_study_whose_sweep_file_asks_for_more_says_so_without_calling
     assert "`rnnbench-study fixture` runs the rest" in line
     assert summary(widened, [])["tuning_declared"] == [tuned, tuned + 4] and "in_progress" not in summary(widened, [])
     assert "tuning_declared" not in summary(complete, [])
+
+
+def test_a_value_the_sweep_file_fixes_is_implied_not_repeated_in_the_study_command() -> None:
+    short = [r for r in fixture_records() if r["config"]["task"]["seq_len"] == 10]
+    (narrowed,) = analyses(short)
+    assert study_command(replace(narrowed, grid={"task.seq_len": ("10",)})) == "rnnbench-study fixture"
+    assert study_command(replace(narrowed, grid={"task.seq_len": ("50",)})) == "rnnbench-study fixture task.seq_len=10"

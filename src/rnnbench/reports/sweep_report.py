@@ -60,7 +60,8 @@ def study_command(analysis: Analysis) -> str:
     ones the study command sets itself (stage, seeds, the tuned key, ...). While the study is in progress a value
     every run so far shares may only mean the others have not run yet (the tuning stage runs its grid one task
     after another), so a key the declared sweep grid sweeps is then left out: relaunching the whole study reruns
-    nothing that finished, while a narrowed command would silently drop the rest of its grid."""
+    nothing that finished, while a narrowed command would silently drop the rest of its grid. A key the sweep file
+    fixes to the very value every run has (`model=lstm` in a grid of one) is implied by the file and left out."""
     tuned = analysis.study.tuning.key if analysis.study.tuning else None
     shared = set.intersection(*(set(r.overrides) for r in analysis.rows))
     partial = _progress(analysis) is not None
@@ -69,6 +70,7 @@ def study_command(analysis: Analysis) -> str:
         for o in shared
         if (key := o.partition("=")[0]) not in (*STUDY_KEYS, tuned)
         and not (partial and len(analysis.grid.get(key, ())) > 1)
+        and analysis.grid.get(key) != (o.partition("=")[2],)  # the sweep file's own single value: implied
     )
     return shlex.join(["rnnbench-study", analysis.experiment, *own])
 
