@@ -124,6 +124,7 @@ def test_steps_are_the_x_axis_and_the_summary_says_what_run_json_says(run_dir: P
     assert {k: summary[k] for k in record["test"]} == record["test"]
     assert (summary["status"], summary["beats_baseline"]) == ("finished", record["beats_baseline"])
     assert summary["baseline/mse"] == record["baseline"]["mse"] and summary["num_parameters"] == 13121
+    assert summary["time_loops"] == record["time_loops"] == "python"  # the GRU's custom path, compiled loops off
 
 
 def test_the_summary_holds_the_tested_epoch_not_the_last() -> None:

@@ -58,6 +58,7 @@ RECORD_SUMMARY = (  # run.json fields copied into the summary as they are
     "tuning",
     "best_val",  # nested, as run.json has it (rnnbench-report --source wandb reads it back)
     "device",  # nested: accelerator, name, CUDA / cuDNN versions and settings, precision, threads
+    "time_loops",  # compiled | python | null: the custom path's time loops in this run (models/fast_loops.py)
 )
 SWEEP_PARAMS_KEY = "sweep_params"  # the agent's parameters, as the agent named them: {"model": "gru", "seed": 0}
 
