@@ -153,7 +153,7 @@ def _fmt(value: float) -> str:
 VARIANT_GAINS = ("better", "solves", "faster")  # claims that the variant learns where the reference may not
 
 
-def _gate(base: GroupResult, ref: Side, var_learned: bool, var: Side | None = None) -> GroupResult | None:
+def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None:
     """Step 1 of the rule (None: go on and test it). A claim that the variant does better (better, solves, faster)
     is tested whenever either variant learned: the reference failing where the variant learns is the effect it
     predicts. Any other claim (worse, similar, interaction) needs the reference to have learned."""
@@ -162,7 +162,8 @@ def _gate(base: GroupResult, ref: Side, var_learned: bool, var: Side | None = No
     if ref.has_learned or (var_learned and base.hypothesis.relation in VARIANT_GAINS):
         return None
     status = REFERENCE_FAILED if var_learned else NEITHER
-    if status == NEITHER and var is not None and base.hypothesis.relation in VARIANT_GAINS:  # either would test it
+    if status == NEITHER and base.hypothesis.relation in VARIANT_GAINS:  # either learning would test the claim
+        var = base.variant
         learnt = f"{ref.variant} {ref.learned}/{ref.runs}, {var.variant} {var.learned}/{var.runs} runs learned"
         return replace(base, status=status, verdict=status, to_decide=f"a budget at which either learns ({learnt})")
     learnt = f"{ref.variant} beat its baseline in {ref.learned}/{ref.runs} runs"
@@ -178,7 +179,7 @@ def _directional(base: GroupResult, p_claim: float, p_other: float) -> GroupResu
 def test_group(h: Hypothesis, task: str, setting: str, x: float | None, ref: Side, var: Side) -> GroupResult:
     """Steps 1-2 of the rule for one (task, setting, factor value) group; Holm comes later (`decide`)."""
     base = GroupResult(h, task, setting, x, ref, var, "tested")
-    gated = _gate(base, ref, var.has_learned, var)
+    gated = _gate(base, ref, var.has_learned)
     if gated is not None:
         return gated
     if h.relation in ("better", "worse"):
