@@ -38,10 +38,11 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     # unknown names: options of a group, keys, launcher
     (["model=lstmm"], "unknown model 'lstmm'; allowed: gru, lstm, lstm_chrono, peephole_lstm, rnn, seq2seq"),
     (["task=nope"], "unknown task 'nope'; allowed: adding, char_lm, chorales, copy_memory,"),
-    (["-m", "+sweep=cell", "budget=tiny"], "unknown budget 'tiny'; allowed: cpu, full, smoke"),
+    (["-m", "+sweep=cell", "budget=tiny"], "unknown budget 'tiny'; allowed: cpu, cpu_long, full, smoke"),
     (
         ["-m", "+sweep=nope"],
-        "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, depth_lm, peephole, seq_len",
+        "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, depth_lm, peephole, "
+        "peephole_long, seq_len",
     ),
     (
         ["-m", "+sweep=cell", "hydra/launcher=nope"],

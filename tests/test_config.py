@@ -94,7 +94,7 @@ def test_command_line_narrows_a_sweep_files_params() -> None:
 
 
 def test_unknown_sweep_or_budget_lists_the_options() -> None:
-    with pytest.raises(ConfigError, match=r"^unknown budget 'tiny'; allowed: cpu, full, smoke$"):
+    with pytest.raises(ConfigError, match=r"^unknown budget 'tiny'; allowed: cpu, cpu_long, full, smoke$"):
         preflight(["+sweep=cell", "budget=tiny"], multirun=True)
     with pytest.raises(
         ConfigError, match=r"^budget is already in the defaults list: select it with budget=smoke \(no \+\)$"

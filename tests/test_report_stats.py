@@ -15,6 +15,7 @@ from rnnbench.reports.analysis import analyse
 from rnnbench.reports.findings import INCONCLUSIVE, NEITHER, NOT_REPRODUCED, REFERENCE_FAILED, REPRODUCED
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci
+from rnnbench.reports.tables import findings_table
 
 
 def study(*hypotheses: dict[str, Any], factor: str | None = None) -> dict[str, Any]:
@@ -246,3 +247,12 @@ def test_one_group_of_several_cannot_carry_a_hypothesis() -> None:
     _, results, (found,) = only(win + tie)
     assert [r.verdict for r in results] == [REPRODUCED, INCONCLUSIVE]
     assert found.verdict == INCONCLUSIVE and "reproduced in 1 of 2 groups" in found.sentence
+
+
+def test_a_hypothesis_on_tasks_the_study_did_not_run_names_only_those_it_tested() -> None:
+    # peephole_long shares peephole's hypotheses (timing_msd, timing_gts) and runs timing_gts alone
+    better = {"id": "h", "variant": "gru", "relation": "better", "tasks": ["timing_msd", "timing_gts"]}
+    analysis, _, (found,) = only(runs(study(better), {"lstm": [0.5] * 5, "gru": [0.9] * 5}, task="timing_gts"))
+    assert found.described == "gru better than lstm on timing_gts (timing_msd not run)"
+    assert found.described in found.sentence
+    assert found.described in findings_table(analysis).rows[0]

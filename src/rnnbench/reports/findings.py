@@ -21,7 +21,7 @@ in every report.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from rnnbench.reports.rows import OK, Row
@@ -338,10 +338,15 @@ class Finding:
     groups: int
     sentence: str
     to_decide: str = ""
+    described: str = ""  # the hypothesis in words, as tested (describe)
 
 
-def describe(h: Hypothesis, study: Study) -> str:
-    """A hypothesis in words, e.g. 'rnn worse than lstm on adding at task.seq_len >= 100'."""
+def describe(h: Hypothesis, study: Study, ran: Collection[str] = ()) -> str:
+    """A hypothesis in words, e.g. 'rnn worse than lstm on adding at task.seq_len >= 100'.
+
+    `ran`: the tasks its groups have. A study that runs only some of a hypothesis's tasks (peephole_long shares
+    peephole's hypotheses, on one of their two tasks) says which it tested and which it did not run, so the words
+    never claim a task no run was on."""
     relation = {
         "better": "better than",
         "worse": "worse than",
@@ -350,7 +355,10 @@ def describe(h: Hypothesis, study: Study) -> str:
         "faster": "solves in fewer steps than",
         "interaction": "gains more over",
     }[h.relation]
-    where = f" on {', '.join(h.tasks)}" if h.tasks else ""
+    tested = [t for t in h.tasks if t in ran] or list(h.tasks)
+    missing = [t for t in h.tasks if t not in tested]
+    where = f" on {', '.join(tested)}" if tested else ""
+    where += f" ({', '.join(missing)} not run)" if missing else ""
     low, high = h.factor_min, h.factor_max
     at = ""
     if low is not None or high is not None:
@@ -369,10 +377,10 @@ def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Find
     """The over-groups rule (see the module docstring) for one hypothesis."""
     verdicts = [r.verdict for r in results]
     yes, no, n = verdicts.count(REPRODUCED), verdicts.count(NOT_REPRODUCED), len(verdicts)
-    described = describe(h, study)
+    described = describe(h, study, {r.task for r in results})
     if not n:
         sentence = f"Inconclusive: no runs of both {h.variant} and {study.reference} in the groups it covers."
-        return Finding(h, INCONCLUSIVE, 0, 0, 0, sentence, "runs of both variants")
+        return Finding(h, INCONCLUSIVE, 0, 0, 0, sentence, "runs of both variants", described)
     if verdicts.count(NEITHER) == n:
         verdict = NEITHER
     elif 2 * yes > n and no == 0:
@@ -388,7 +396,7 @@ def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Find
     )
     undecided = [r for r in results if r.verdict not in (REPRODUCED, NOT_REPRODUCED) and r.to_decide]
     to_decide = "" if verdict in (REPRODUCED, NOT_REPRODUCED) else "; ".join(sorted({r.to_decide for r in undecided}))
-    return Finding(h, verdict, yes, no, n, sentence, to_decide)
+    return Finding(h, verdict, yes, no, n, sentence, to_decide, described)
 
 
 def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from rnnbench.reports.analysis import Analysis, VariantStats
 from rnnbench.reports.cost import Cost
-from rnnbench.reports.findings import describe
 from rnnbench.reports.rows import Row
 from rnnbench.reports.stats import Interval
 
@@ -213,10 +212,7 @@ def tests_table(analysis: Analysis) -> Table:
 
 def findings_table(analysis: Analysis) -> Table:
     """Each hypothesis of the study, its verdict over groups, and what would decide it if undecided."""
-    rows = tuple(
-        (f.hypothesis.id, describe(f.hypothesis, analysis.study), f.verdict, f.sentence, f.to_decide)
-        for f in analysis.findings
-    )
+    rows = tuple((f.hypothesis.id, f.described, f.verdict, f.sentence, f.to_decide) for f in analysis.findings)
     return Table(("hypothesis", "tested as", "verdict", "finding", "to decide"), rows)
 
 
