@@ -145,6 +145,10 @@ def test_an_unfinished_study_is_resumed_by_its_whole_grid_not_by_the_part_that_r
     tuned = sum(r["stage"] == "tune" for r in short)  # and where the sweep file's grid asks for more tuning runs:
     line = stage_line(replace(declared, tune_planned=tuned + 4))
     assert f"**In progress: the tuning stage has {tuned} of its {tuned + 4} runs** (the sweep file's" in line
+    cut = [dict(r, status="interrupted") if i == 0 else r for i, r in enumerate(short) if r["stage"] == "tune"]
+    (halted,) = analyses(cut)  # an interrupted tuning run is still to run: not counted as one of the stage's runs
+    line = stage_line(replace(halted, grid=grid, tune_planned=tuned + 4))
+    assert f"the tuning stage has {tuned - 1} of its {tuned + 4} runs** (1 more interrupted or running: a " in line
     (narrowed,) = analyses(short)  # T = 10 tuned and evaluated: a complete study launched with task.seq_len=10
     assert not stage_line(narrowed)
     assert study_command(replace(narrowed, grid=grid)) == "rnnbench-study fixture task.seq_len=10"

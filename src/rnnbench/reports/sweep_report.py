@@ -53,6 +53,7 @@ def launch_command(rows: tuple[Row, ...]) -> str:
 
 
 STUDY_KEYS = ("+sweep", "seed", "stage", "stop_on_solve", "tuned")  # overrides rnnbench-study sets itself
+UNENDED = ("running", "interrupted")  # run statuses a relaunch reruns (tracking.run_record.STATUSES)
 
 
 def study_command(analysis: Analysis) -> str:
@@ -112,11 +113,11 @@ def stage_line(analysis: Analysis) -> str:
     if progress is None:
         return ""
     done, want = progress
-    tuned = _tuned(analysis)
-    if analysis.tune_planned and tuned < analysis.tune_planned:
+    tuned, planned = _tuned(analysis), analysis.tune_planned
+    if planned and tuned < planned:
         return (
-            f"**In progress: the tuning stage has {tuned} of its {analysis.tune_planned} runs** (the sweep file's "
-            f"whole grid) and the evaluation stage {done}, so no verdict below is final: "
+            f"**In progress: the tuning stage has {tuned} of its {planned} runs**{_unended_note(analysis)} "
+            f"(the sweep file's whole grid) and the evaluation stage {done}, so no verdict below is final: "
             f"`{study_command(analysis)}` resumes the study, restoring these records."
         )
     if short := _short_tuned(analysis):
@@ -136,7 +137,14 @@ def stage_line(analysis: Analysis) -> str:
 
 
 def _tuned(analysis: Analysis) -> int:
-    return sum(1 for r in analysis.rows if r.stage == "tune")
+    """Tuning runs that ended (finished, failed or diverged): an interrupted or running one is still to run."""
+    return sum(1 for r in analysis.rows if r.stage == "tune" and r.status not in UNENDED)
+
+
+def _unended_note(analysis: Analysis) -> str:
+    """' (N more interrupted or running: a relaunch reruns them)' for the tuning stage, or ''."""
+    n = sum(1 for r in analysis.rows if r.stage == "tune" and r.status in UNENDED)
+    return f" ({n} more interrupted or running: a relaunch reruns them)" if n else ""
 
 
 def pending_line(analysis: Analysis) -> str:
