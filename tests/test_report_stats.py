@@ -12,7 +12,14 @@ from statsmodels.stats.multitest import multipletests
 
 from report_fakes import study_record
 from rnnbench.reports.analysis import analyse
-from rnnbench.reports.findings import INCONCLUSIVE, NEITHER, NOT_REPRODUCED, REFERENCE_FAILED, REPRODUCED
+from rnnbench.reports.findings import (
+    INCONCLUSIVE,
+    NEITHER,
+    NOT_REPRODUCED,
+    REFERENCE_FAILED,
+    REPRODUCED,
+    merge_plans,
+)
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci
 from rnnbench.reports.tables import findings_table
@@ -256,3 +263,17 @@ def test_a_hypothesis_on_tasks_the_study_did_not_run_names_only_those_it_tested(
     assert found.described == "gru better than lstm on timing_gts (timing_msd not run)"
     assert found.described in found.sentence
     assert found.described in findings_table(analysis).rows[0]
+
+
+def test_plans_that_differ_only_in_their_counts_merge_into_one() -> None:
+    plans = [
+        "a budget at which either learns (lstm 0/5, peephole_lstm 2/5 runs learned)",
+        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned)",
+        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned)",
+        "about 25 seeds per variant",
+    ]
+    assert merge_plans(plans) == (
+        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned; lstm 0/5, peephole_lstm 2/5 runs "
+        "learned); about 25 seeds per variant"
+    )
+    assert merge_plans(["about 25 seeds per variant"] * 2) == "about 25 seeds per variant"

@@ -21,7 +21,7 @@ in every report.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from rnnbench.reports.rows import OK, Row
@@ -395,8 +395,23 @@ def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Find
         + (f" ({others})." if others else ".")
     )
     undecided = [r for r in results if r.verdict not in (REPRODUCED, NOT_REPRODUCED) and r.to_decide]
-    to_decide = "" if verdict in (REPRODUCED, NOT_REPRODUCED) else "; ".join(sorted({r.to_decide for r in undecided}))
+    to_decide = "" if verdict in (REPRODUCED, NOT_REPRODUCED) else merge_plans(r.to_decide for r in undecided)
     return Finding(h, verdict, yes, no, n, sentence, to_decide, described)
+
+
+def merge_plans(plans: Iterable[str]) -> str:
+    """The groups' plans as one: each distinct plan once, and plans that differ only in their closing parenthesis
+    (the runs each group's variants learned) as one plan with those details side by side, so a hypothesis over
+    four groups where neither learned reads 'a budget at which either learns (...; ...)', not the phrase four
+    times over."""
+    details: dict[str, list[str]] = {}
+    for plan in sorted(set(plans)):
+        head, paren, rest = plan.partition(" (")
+        if paren and rest.endswith(")") and "(" not in head:
+            details.setdefault(head, []).append(rest[:-1])
+        else:
+            details.setdefault(plan, [])
+    return "; ".join(f"{head} ({'; '.join(more)})" if more else head for head, more in details.items())
 
 
 def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:
