@@ -15,7 +15,7 @@ from rnnbench.reports.archive import read_archive
 from rnnbench.study.archive import restore, restored_dir
 from rnnbench.study.selection import apply_selection, write_selection
 from rnnbench.study.spec import StudyError
-from rnnbench.study.stages import SELECTION_FROM_JOB, Plan, command, load, plan, stage_overrides
+from rnnbench.study.stages import SELECTION_FROM_JOB, Plan, command, in_grid, load, plan, stage_overrides
 from rnnbench.tracking.run_record import read_record, write_record
 from rnnbench.training.config import compose_config
 from rnnbench.training.resume import set_aside
@@ -57,6 +57,17 @@ def test_the_plan_counts_each_stages_jobs_as_the_stages_launch_them(conf: Path) 
     assert plan(load("tiny", ["task.seq_len=5,7,9", "trainer.max_steps=300"], str(conf))) == Plan(4, 6, 300)
     assert Plan(48, 30, 4000).sentence() == "48 tuning + 30 evaluation runs of at most 4,000 optimiser steps each"
     assert Plan(2, 1, None).sentence() == "2 tuning + 1 evaluation runs"
+
+
+def test_a_launch_on_part_of_the_grid_selects_among_its_own_groups_only(conf: Path) -> None:
+    """`rnnbench-study tiny model=gru` must not be stopped by the rnn groups a restored archive tuned on an older
+    grid: selection reads the jobs inside the launch's grid; keys a job does not set (seed, stage) do not count."""
+    narrowed = load("tiny", ["model=gru", "task.seq_len=5,10"], str(conf))
+    job = ["seed=100", "stage=tune", "task.seq_len=10", "optim.optimizer.lr=0.01"]
+    assert in_grid(narrowed, ["model=gru", *job]) and in_grid(narrowed, ["+fault=nan", "model=gru", *job])
+    assert not in_grid(narrowed, ["model=rnn", *job])
+    assert not in_grid(load("tiny", ["task.seq_len=5"], str(conf)), ["model=gru", *job])
+    assert in_grid(load("tiny", [], str(conf)), ["model=rnn", *job])
 
 
 def test_each_tunes_every_factor_value_and_eval_runs_the_evaluation_seeds_at_the_selection(conf: Path) -> None:

@@ -21,7 +21,7 @@ from rnnbench.reports.collect import local_records
 from rnnbench.study.archive import default_archive, restore
 from rnnbench.study.selection import write_selection
 from rnnbench.study.spec import StudyError
-from rnnbench.study.stages import Launch, load, plan, run_stage
+from rnnbench.study.stages import Launch, in_grid, load, plan, run_stage
 from rnnbench.study.tuning import RESULT_STATUSES, group_name, select
 
 
@@ -54,7 +54,8 @@ def restore_archive(launch: Launch, archive: Path | None) -> None:
 def select_stage(launch: Launch) -> None:
     """Choose each group's value from the tuning records and write selection.json."""
     tune_dir = launch.stage_dir("tune")
-    records = local_records([tune_dir]) if tune_dir.is_dir() else []
+    found = local_records([tune_dir]) if tune_dir.is_dir() else []
+    records = [r for r in found if in_grid(launch, r.get("overrides") or [])]
     broken = [r.get("output_dir") for r in records if r.get("status") not in RESULT_STATUSES]
     if broken:
         raise StudyError(f"{len(broken)} tuning job(s) did not finish: {', '.join(map(str, broken))}; relaunch")

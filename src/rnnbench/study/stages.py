@@ -14,6 +14,7 @@ import math
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rnnbench.study.selection import SELECTION_NAME
 from rnnbench.study.spec import Study, StudyError, parse_study
+from rnnbench.study.tuning import override_map
 from rnnbench.training.config import compose_config, group_options
 
 STAGES = ("tune", "eval")
@@ -128,6 +130,15 @@ def _values(launch: Launch, key: str) -> list[str]:
 def grid_values(launch: Launch) -> dict[str, tuple[str, ...]]:
     """Each key of the launch's grid with the values it sweeps, as override strings ('lstm', 'True', ...)."""
     return {key: tuple(_values(launch, key)) for key in launch.grid}
+
+
+def in_grid(launch: Launch, overrides: Iterable[str]) -> bool:
+    """Whether a job's overrides fall inside the launch's grid. A study launched on part of its sweep
+    (`rnnbench-study depth model.num_layers=4`) selects among the groups it runs: a restored archive's other groups,
+    tuned on an older grid, would otherwise stop the selection as incomplete."""
+    mine = override_map(overrides)
+    values = grid_values(launch)
+    return all(mine[key] in allowed for key, allowed in values.items() if key in mine and key not in RESERVED)
 
 
 @dataclass(frozen=True)
