@@ -87,6 +87,24 @@ def test_gradcheck(cell: str, masked: bool, loops: str) -> None:
     assert torch.autograd.gradcheck(lambda *xs: tuple(_layer(cell, list(xs), mask)), leaves)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_unmasked_lstm_steps_run_fused_and_masked_ones_run_the_aten_ops(
+    cell: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The equality tests above cover both compiled paths only if each is taken: unmasked float32 / float64 layers
+    run the fused elementwise loops, forward and backward; masked ones the ATen ops (the compiled loops count)."""
+    monkeypatch.setenv(fast_loops.ENV, "1")
+    module = fast_loops.compiled()
+    if module is None:
+        pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
+    for masked, fused in ((False, 1), (True, 0)):
+        leaves, mask = _inputs(cell, masked, dtype=dtype)
+        before = module.fused_calls()
+        _layer(cell, leaves, mask)[0].sum().backward()
+        assert [n - b for n, b in zip(module.fused_calls(), before, strict=True)] == [fused, fused]
+
+
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_fast_kernel_is_taken(cell: str) -> None:
     """Outside step_loop_only the layer is one hand-written autograd node, not a per-step graph."""

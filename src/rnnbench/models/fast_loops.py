@@ -3,8 +3,10 @@
 Why: after `fast_lstm`'s hand-written BPTT the custom path's remaining gap to torch's fused kernel on CPU is
 Python's own per-op cost, ~17 small ops per time step forward + backward, ~100 us per step on a loaded 2-core
 machine; it grows with contention (issue 19 measured 1.25x -> 1.54x with one other busy process). The C++ loops
-run the same ATen ops in the same order, so they agree with the Python loops to rounding, and both stay: the
-Python loops are the reference and the fallback.
+run the GRU's and the masked LSTM's steps as the same ATen ops in the same order; an unmasked LSTM step's
+elementwise work is one fused, vectorised loop (fast_loops.cpp says why and how). Both agree with the Python
+loops to float rounding (tests/test_fast_kernels.py), and both stay: the Python loops are the reference and the
+fallback.
 
 The extension is compiled by `torch.utils.cpp_extension.load` on first use (1-2 min on 2 busy cores) into torch's
 extension cache (`TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), in a folder named after a hash of the
@@ -36,6 +38,10 @@ from types import ModuleType
 
 SOURCE = Path(__file__).with_name("fast_loops.cpp")
 ENV = "RNNBENCH_COMPILED_LOOPS"
+# GCC vectorises the fused elementwise loops (and their float32 exp) only at -O3 (-O2's cost model keeps them
+# scalar) and, for the exp's clamps and float-to-int step, only without -ftrapping-math (nothing here reads the
+# floating-point exception flags). Part of the cache folder's name, as the source is.
+FLAGS = ("-O3", "-fno-trapping-math")
 _state: dict[str, ModuleType | None] = {}
 
 
@@ -79,11 +85,11 @@ def loops_since(before: dict[str, int]) -> str | None:
 
 
 def _name() -> str:
-    """The extension's (and its cache folder's) name: unique per source path and text, torch and Python (an
-    extension built against one torch's ABI must not be loaded by another)."""
+    """The extension's (and its cache folder's) name: unique per source path and text, compiler flags, torch and
+    Python (an extension built against one torch's ABI must not be loaded by another)."""
     import torch
 
-    built_for = f"{SOURCE.resolve()}\0{torch.__version__}\0{sys.version}\0".encode()
+    built_for = f"{SOURCE.resolve()}\0{torch.__version__}\0{sys.version}\0{' '.join(FLAGS)}\0".encode()
     digest = hashlib.sha1(built_for + SOURCE.read_bytes()).hexdigest()[:12]
     return f"rnnbench_fast_loops_{digest}"
 
@@ -122,7 +128,7 @@ def _build() -> ModuleType | None:
     try:
         with _exclusive(folder):
             return cpp_extension.load(
-                name=name, sources=[str(SOURCE)], extra_cflags=["-O2"], build_directory=str(folder), verbose=False
+                name=name, sources=[str(SOURCE)], extra_cflags=list(FLAGS), build_directory=str(folder), verbose=False
             )
     except (OSError, RuntimeError, ImportError) as err:  # no compiler / ninja, or a failed build
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -19,8 +19,8 @@ peepholes after Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t), includin
 False the state is carried unchanged and the output is zero. The peephole LSTM is this LSTM plus diagonal terms,
 one code path for both. First-order gradients only (no double backward).
 
-The two time loops run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops
-here are the reference and the fallback.
+The two time loops run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused) where a compiler
+exists; the Python loops here are the reference and the fallback.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _forward(
     hs = out if mask is None else torch.empty_like(out)  # (T, B, H)
     c_new_all = cs[1:] if mask is None else torch.empty_like(out)  # (T, B, H) unmasked new cell states
     loops = compiled()
-    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+    if loops is not None:  # in C++ (fast_loops.cpp)
         loops.lstm_forward(h0, c0, w2_t, w_p, mask, acts, out, hs, cs, c_new_all, tcs)
         return acts, out, hs, cs, tcs
     gates4 = acts.view(steps, batch, 4, hidden)
@@ -133,7 +133,7 @@ def _backward(
     #   stream from memory and cost more than these cache-resident (B, H) ops.
     dh, dc = grad_h + grad_out[-1], grad_c
     loops = compiled()
-    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+    if loops is not None:  # in C++ (fast_loops.cpp)
         dh, dc = loops.lstm_backward(grad_out, dh, dc, acts, cs, tcs, w_hh, w_p, mask, dgates)
     else:
         dh, dc = _backward_loop(grad_out, dh, dc, acts, cs, tcs, w_hh, w_p, mask, dgates)
