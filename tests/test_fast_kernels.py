@@ -87,9 +87,9 @@ def test_gradcheck(cell: str, masked: bool, loops: str) -> None:
     assert torch.autograd.gradcheck(lambda *xs: tuple(_layer(cell, list(xs), mask)), leaves)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_unmasked_lstm_steps_run_fused_and_masked_ones_run_the_aten_ops(
+def test_unmasked_steps_run_fused_and_masked_ones_run_the_aten_ops(
     cell: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The equality tests above cover both compiled paths only if each is taken: unmasked float32 / float64 layers
@@ -145,7 +145,9 @@ def test_step_loop_only_forces_the_loop() -> None:
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The C++ loops run the Python loops' ops in the same order: equal to float32 rounding, larger sizes too."""
+    """The C++ loops equal the Python loops to float32 rounding, larger sizes too: masked steps run the same ATen ops
+    in the same order (1e-6); unmasked ones the fused loops, whose own exp and fused multiply-adds round differently
+    in the last bits, compounded over the steps and the backward (1e-5)."""
     monkeypatch.setenv(fast_loops.ENV, "1")
     if fast_loops.compiled() is None:
         pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
@@ -154,8 +156,9 @@ def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pyte
     compiled = _run(cell, leaves, mask, weights)
     monkeypatch.setenv(fast_loops.ENV, "0")
     python = _run(cell, leaves, mask, weights)
+    tolerance = 1e-6 if masked else 1e-5
     for got, want in zip(compiled, python, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize(("value", "on"), [("0", False), ("false", False), ("OFF", False), ("no", False),

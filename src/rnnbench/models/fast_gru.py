@@ -15,8 +15,8 @@ torch.nn's GRU (gate order r, z, n; b_hh stays inside the reset gate's product):
 The forward uses torch.tanh_ and torch.lerp (h' = lerp(n, h, z)): at these sizes one op beats `fast_lstm`'s
 sigmoid-based tanh, which takes four. The mask is `run_layer`'s: where it is False the state is
 carried unchanged and the output is zero. First-order gradients only (no double backward). The two time loops
-run compiled (`fast_loops.cpp`, the same ops in C++) where a compiler exists; the Python loops here are the
-reference and the fallback.
+run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused, its tanh as 2 sigmoid(2x) - 1)
+where a compiler exists; the Python loops here are the reference and the fallback.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _forward(
     out = gx.new_empty(steps, batch, hidden)
     hs = out if mask is None else torch.empty_like(out)
     loops = compiled()
-    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+    if loops is not None:  # in C++ (fast_loops.cpp)
         loops.gru_forward(gx, h0, w_t, b_hh, mask, acts, gh, out, hs)
         return acts, gh, out, hs
     per_step = zip(
@@ -100,7 +100,7 @@ def _backward(
     # dr = dn gh_n r (1 - r); dgx = (dr, dz, dn), dgh = (dr, dz, dn r), dh_{t-1} = dh z + dgh W_hh.
     dh = grad_h + grad_out[-1]
     loops = compiled()
-    if loops is not None:  # the same ops in C++ (fast_loops.cpp)
+    if loops is not None:  # in C++ (fast_loops.cpp)
         dh = loops.gru_backward(grad_out, dh, acts, gh, h0, hs, w_hh, mask, dgx, dgh)
     else:
         dh = _backward_loop(grad_out, dh, acts, gh, h0, hs, w_hh, mask, dgx, dgh)

@@ -3,11 +3,12 @@
 // docstrings there give the equations and shapes. Built once by fast_loops.py and cached by
 // torch.utils.cpp_extension; the Python loops stay as the fallback and the reference.
 //
-// The LSTM's elementwise work per step (gates, cell, peepholes; their deltas backward) is one fused loop over
-// (B, H) where nothing is masked and the tensors are contiguous float32 / float64: ~10 ATen ops per step each
-// read and wrote the (B, 4H) block again (74 us of a 300 us step at B32 H256 on a loaded 2-core CPU, issue 19).
-// Its float32 exp is a branch-free polynomial (Cephes expf, ~1 ulp) that the compiler vectorises; float64 uses
-// std::exp. Masked or strided inputs run the ATen ops as the Python loops do, in the same order.
+// Each step's elementwise work (LSTM and peephole gates and cell, GRU gates; their deltas backward) is one fused
+// loop over (B, H) where nothing is masked and the tensors are contiguous float32 / float64: the ATen ops it
+// replaces, ~10 per LSTM step, each read and wrote the (B, 4H) block again (74 us of a 300 us step at B32 H256 on a
+// loaded 2-core CPU, issue 19). Its float32 exp is a branch-free polynomial (Cephes expf, ~1 ulp) that the compiler
+// vectorises; float64 uses std::exp. Masked or strided inputs run the ATen ops as the Python loops do, in the same
+// order.
 //
 // Each step's ATen elementwise ops run on one thread (c10::ParallelGuard), the matmuls on all of torch's. A (B, 4H)
 // op is a few microseconds of work, less than waking and joining OpenMP threads, which on a loaded machine can wait
@@ -141,6 +142,51 @@ RNNBENCH_INLINE void lstm_cell_backward(const T* __restrict__ a, const T* __rest
   }
 }
 
+// One GRU step's elementwise work after the matmul gh = h W_hh^T + b_hh: from gx, gh (rows, 3H) and h (rows, H),
+// fill a (rows, 3H) with r, z, n and h_new (rows, H). tanh as 2 sigmoid(2x) - 1, the one transcendental here.
+template <typename T>
+RNNBENCH_INLINE void gru_cell_forward(const T* __restrict__ gx, const T* __restrict__ gh, const T* __restrict__ h,
+                                      T* __restrict__ a, T* __restrict__ h_new, int64_t rows, int64_t hidden) {
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t at3 = b * 3 * hidden, at = b * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      const T r = sigmoid(gx[at3 + j] + gh[at3 + j]);
+      const T z = sigmoid(gx[at3 + hidden + j] + gh[at3 + hidden + j]);
+      const T s_n = sigmoid(T(2) * (gx[at3 + 2 * hidden + j] + r * gh[at3 + 2 * hidden + j]));
+      const T n = s_n + s_n - T(1);
+      a[at3 + j] = r;
+      a[at3 + hidden + j] = z;
+      a[at3 + 2 * hidden + j] = n;
+      h_new[at + j] = n + z * (h[at + j] - n);
+    }
+  }
+}
+
+// One GRU step's deltas (fast_gru._backward's equations): from a (r, z, n), gh, h_prev, dh and the output gradient
+// of step t-1 (null at t = 0), fill dgx, dgh (rows, 3H) and carry = dh z + grad_out_{t-1} (rows, H).
+template <typename T>
+RNNBENCH_INLINE void gru_cell_backward(const T* __restrict__ a, const T* __restrict__ gh,
+                                       const T* __restrict__ h_prev, const T* __restrict__ dh,
+                                       const T* __restrict__ out_prev, T* __restrict__ dgx, T* __restrict__ dgh,
+                                       T* __restrict__ carry, int64_t rows, int64_t hidden) {
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t at3 = b * 3 * hidden, at = b * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      const T r = a[at3 + j], z = a[at3 + hidden + j], n = a[at3 + 2 * hidden + j], d_h = dh[at + j];
+      const T d_n = (T(1) - n * n) * (d_h - d_h * z);
+      const T d_z = (z - z * z) * (h_prev[at + j] - n) * d_h;
+      const T d_r = (r - r * r) * d_n * gh[at3 + 2 * hidden + j];
+      dgx[at3 + j] = d_r;
+      dgx[at3 + hidden + j] = d_z;
+      dgx[at3 + 2 * hidden + j] = d_n;
+      dgh[at3 + j] = d_r;
+      dgh[at3 + hidden + j] = d_z;
+      dgh[at3 + 2 * hidden + j] = d_n * r;
+      carry[at + j] = out_prev ? d_h * z + out_prev[at + j] : d_h * z;
+    }
+  }
+}
+
 // The compiled entry points of the two loops above, one per (dtype, peepholes): each is cloned per CPU target.
 #define RNNBENCH_LSTM_CELL(T, PEEP, SUFFIX)                                                                          \
   RNNBENCH_CLONES void forward_##SUFFIX(T* a, const T* c_prev, const T* w_p, T* c_new, T* tc, T* h_new,           \
@@ -156,6 +202,18 @@ RNNBENCH_LSTM_CELL(float, true, f32_peep)
 RNNBENCH_LSTM_CELL(double, false, f64)
 RNNBENCH_LSTM_CELL(double, true, f64_peep)
 #undef RNNBENCH_LSTM_CELL
+#define RNNBENCH_GRU_CELL(T)                                                                                       \
+  RNNBENCH_CLONES void gru_forward_cell(const T* gx, const T* gh, const T* h, T* a, T* h_new, int64_t rows,        \
+                                        int64_t hidden) {                                                         \
+    gru_cell_forward<T>(gx, gh, h, a, h_new, rows, hidden);                                                      \
+  }                                                                                                              \
+  RNNBENCH_CLONES void gru_backward_cell(const T* a, const T* gh, const T* h_prev, const T* dh, const T* out_prev, \
+                                         T* dgx, T* dgh, T* carry, int64_t rows, int64_t hidden) {                \
+    gru_cell_backward<T>(a, gh, h_prev, dh, out_prev, dgx, dgh, carry, rows, hidden);                            \
+  }
+RNNBENCH_GRU_CELL(float)
+RNNBENCH_GRU_CELL(double)
+#undef RNNBENCH_GRU_CELL
 
 template <typename T>
 const T* data_or_null(const c10::optional<Tensor>& x) {
@@ -241,6 +299,39 @@ std::vector<Tensor> lstm_backward_fused(const Tensor& grad_out, const Tensor& dh
   return {dh, dc};
 }
 
+
+// The unmasked GRU forward with the fused elementwise step (gru_forward's contract).
+template <typename T>
+void gru_forward_fused(const Tensor& gx, const Tensor& h0, const Tensor& w_t, const Tensor& b_hh, Tensor acts,
+                       Tensor gh, Tensor out) {
+  const int64_t steps = gx.size(0), rows = gx.size(1), hidden = out.size(2);
+  Tensor h = h0.contiguous();
+  for (int64_t t = 0; t < steps; ++t) {
+    Tensor g = gh.select(0, t), h_new = out.select(0, t);
+    at::addmm_out(g, b_hh, h, w_t);
+    gru_forward_cell(gx.select(0, t).data_ptr<T>(), g.data_ptr<T>(), h.data_ptr<T>(),
+                     acts.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden);
+    h = h_new;
+  }
+}
+
+// The unmasked GRU backward with the fused elementwise step (gru_backward's contract).
+template <typename T>
+Tensor gru_backward_fused(const Tensor& grad_out, const Tensor& dh0, const Tensor& acts, const Tensor& gh,
+                          const Tensor& h0, const Tensor& hs, const Tensor& w_hh, Tensor dgx, Tensor dgh) {
+  const int64_t steps = acts.size(0), rows = acts.size(1), hidden = hs.size(2);
+  const Tensor go = grad_out.contiguous(), h_first = h0.contiguous();
+  Tensor dh = dh0.contiguous(), carry = at::empty_like(dh, at::MemoryFormat::Contiguous);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    Tensor dg = dgh.select(0, t);
+    gru_backward_cell(acts.select(0, t).data_ptr<T>(), gh.select(0, t).data_ptr<T>(),
+                      (t > 0 ? hs.select(0, t - 1) : h_first).data_ptr<T>(), dh.data_ptr<T>(),
+                      t > 0 ? go.select(0, t - 1).data_ptr<T>() : nullptr, dgx.select(0, t).data_ptr<T>(),
+                      dg.data_ptr<T>(), carry.data_ptr<T>(), rows, hidden);
+    dh = at::addmm(carry, dg, w_hh);
+  }
+  return dh;
+}
 }  // namespace
 
 // LSTM / peephole LSTM forward over time. acts (T, B, 4H) holds gx on entry (its g block doubled here, step by
@@ -355,6 +446,13 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_out, Tensor dh, Tensor dc, 
 // h' = lerp(n, h, z). w_t (H, 3H). Fills acts (r, z, n), gh, out and, where masked, hs.
 void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_t, const Tensor& b_hh,
                  const c10::optional<Tensor>& mask, Tensor acts, Tensor gh, Tensor out, Tensor hs) {
+  if (fusable(mask, c10::nullopt, {gx, acts, gh, out})) {
+    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_forward_fused", [&] {
+      gru_forward_fused<scalar_t>(gx, h0, w_t, b_hh, acts, gh, out);
+    });
+    ++fused_forwards;
+    return;
+  }
   const int64_t steps = gx.size(0), hidden = out.size(2);
   Tensor h = h0;
   for (int64_t t = 0; t < steps; ++t) {
@@ -379,6 +477,15 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_t, const Te
 // (input-side deltas r, z, n) and dgh (as dgx, r * (n delta) in the n block); returns dh_0.
 Tensor gru_backward(const Tensor& grad_out, Tensor dh, const Tensor& acts, const Tensor& gh, const Tensor& h0,
                     const Tensor& hs, const Tensor& w_hh, const c10::optional<Tensor>& mask, Tensor dgx, Tensor dgh) {
+  if (fusable(mask, c10::nullopt, {acts, gh, hs, dgx, dgh}) && dh.scalar_type() == acts.scalar_type() &&
+      grad_out.scalar_type() == acts.scalar_type() && h0.scalar_type() == acts.scalar_type()) {
+    Tensor result;
+    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward_fused", [&] {
+      result = gru_backward_fused<scalar_t>(grad_out, dh, acts, gh, h0, hs, w_hh, dgx, dgh);
+    });
+    ++fused_backwards;
+    return result;
+  }
   const int64_t steps = acts.size(0), hidden = hs.size(2);
   const Tensor one = at::ones({}, acts.options());
   for (int64_t t = steps - 1; t >= 0; --t) {
