@@ -14,7 +14,14 @@ import pytest
 from report_fakes import fake_sweep, fixture_records
 from rnnbench.reports.archive import ARCHIVE_NAME, read_archive, write_archive
 from rnnbench.reports.cli import analyses, main
-from rnnbench.reports.sweep_report import extension_commands, pending_line, stage_line, study_command, summary
+from rnnbench.reports.sweep_report import (
+    _merged,
+    extension_commands,
+    pending_line,
+    stage_line,
+    study_command,
+    summary,
+)
 from rnnbench.tracking.run_record import write_record
 
 FIXTURE = Path(__file__).parent / "data" / "reports"
@@ -109,7 +116,7 @@ def test_a_study_with_only_its_tuning_stage_run_reports_it_as_in_progress(tmp_pa
 
 
 def test_more_seeds_for_some_groups_is_no_unfinished_evaluation_stage() -> None:
-    """A relaunch added seeds for one task (`study.seeds=[0..4]`): its groups ask 5, the others their 3, so the
+    """A relaunch added seeds for one group (`study.seeds=[0..4]`): it asks 5, the others their 3, so the
     study is complete once each group has the seeds its own launch declared, and in progress while one lacks some."""
     records = fixture_records()
     group = [r for r in records if r["stage"] == "eval" and r["config"]["model"]["cell"] == "gru"]
@@ -123,12 +130,24 @@ def test_more_seeds_for_some_groups_is_no_unfinished_evaluation_stage() -> None:
         added.append(extra)
     (analysis,) = analyses(records + added)
     assert stage_line(analysis) == ""
-    assert extension_commands(analysis) == [  # the Regenerate block names the relaunch that added them
-        "# then, for temporal_order: study.seeds=[0,1,2,3,4]",
-        "rnnbench-study fixture task=temporal_order 'study.seeds=[0,1,2,3,4]'",
+    assert extension_commands(analysis) == [  # the Regenerate block names the relaunch that added them: that group
+        "# then, for model=gru task.seq_len=10: study.seeds=[0,1,2,3,4]",
+        "rnnbench-study fixture model=gru task.seq_len=10 'study.seeds=[0,1,2,3,4]'",
     ]
     (partial,) = analyses(records + added[:1])
     assert "the evaluation stage has 13 of its 14 runs** (4 tuned groups of 3 to 5 seeds;" in stage_line(partial)
+
+
+def test_extended_groups_fold_into_as_few_relaunches_as_name_them_exactly() -> None:
+    """depth's extension: 4-layer stacks, plain (False/none), residual (True/none) and residual+ln (True/output) but
+    not ln (False/output): two relaunches, neither naming ln; a full product folds to one."""
+    combos = {("4", "False", "none"), ("4", "True", "none"), ("4", "True", "output")}
+    assert _merged(combos) == [  # folded in sorted order: plain with residual, then residual+ln alone
+        (frozenset({"4"}), frozenset({"False", "True"}), frozenset({"none"})),
+        (frozenset({"4"}), frozenset({"True"}), frozenset({"output"})),
+    ]
+    full = {(a, b) for a in "xy" for b in "123"}
+    assert _merged(full) == [(frozenset("xy"), frozenset("123"))]
 
 
 def test_an_unfinished_study_is_resumed_by_its_whole_grid_not_by_the_part_that_ran() -> None:

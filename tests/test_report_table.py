@@ -9,6 +9,7 @@ import pytest
 
 from report_fakes import fake_sweep
 from rnnbench.reports.cli import main
+from rnnbench.reports.sweep_report import busy_seconds, compute_line
 from rnnbench.tracking.run_record import write_record
 
 FILES = ("README.md", "results.csv", "index.html", "summary.json", "factor.png", "curves.png", "cost.png")
@@ -68,3 +69,19 @@ def test_missing_path_is_a_one_line_error(tmp_path: Path, capsys: pytest.Capture
     assert main([str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rnnbench-report: error: no run records at") and "\n" not in err
+
+
+def test_wall_time_counts_the_time_a_run_was_going_not_the_pause_between_launches() -> None:
+    """Two overlapping runs (10:00-11:00, 10:30-12:00) and one launched a day later (1 h): 3 h with a run going,
+    3.5 h of job time, 27 h from the first start to the last end."""
+    day = 86400
+    assert busy_seconds([(0, 3600), (1800, 7200), (day, day + 3600)]) == 3 * 3600
+    assert busy_seconds([(0, 3600), (600, 1200)]) == 3600  # one inside another
+    runs = [("2026-12-01T10:00:00+0000", "2026-12-01T11:00:00+0000")]
+    runs += [("2026-12-01T10:30:00+0000", "2026-12-01T12:00:00+0000")]
+    runs.append(("2026-12-02T12:00:00+0000", "2026-12-02T13:00:00+0000"))
+    records = [{"started_at": a, "finished_at": b} for a, b in runs] + [{"started_at": "garbled"}]
+    assert compute_line(records) == (
+        "Compute: 3 runs, 3.50 h of job time, 3.00 h of wall time with a run going (27.00 h from the first start to "
+        "the last end, pauses between launches included)."
+    )

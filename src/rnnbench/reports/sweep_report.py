@@ -76,32 +76,93 @@ def study_command(analysis: Analysis) -> str:
     return shlex.join(["rnnbench-study", analysis.experiment, *own])
 
 
+def _job_keys(overrides: tuple[str, ...]) -> dict[str, str]:
+    """A run's overrides as {key: value}, without those rnnbench-study sets itself or the study block."""
+    pairs = (o.partition("=") for o in overrides if "=" in o)
+    return {k: v for k, _, v in pairs if k not in STUDY_KEYS and not k.startswith("study.")}
+
+
+def _merged(combos: set[tuple[str, ...]]) -> list[tuple[frozenset[str], ...]]:
+    """Value combinations folded into products: two that differ in one position become one with both values there,
+    until none does (a full product folds to one; a product minus a corner stays as few as it takes)."""
+    merged = [tuple(frozenset([v]) for v in combo) for combo in sorted(combos)]
+    while True:
+        pair = next(
+            (
+                (a, b)
+                for a in range(len(merged))
+                for b in range(a + 1, len(merged))
+                if sum(x != y for x, y in zip(merged[a], merged[b], strict=True)) == 1
+            ),
+            None,
+        )
+        if pair is None:
+            return merged
+        a, b = pair
+        merged[a] = tuple(x | y for x, y in zip(merged[a], merged[b], strict=True))
+        del merged[b]
+
+
 def extension_commands(analysis: Analysis) -> list[str]:
-    """The relaunches that extended the study for some tasks (`study.seeds=[...]`: more evaluation seeds for an
-    undecided hypothesis), read from the evaluation runs' own overrides, each after a comment line."""
-    tasks: dict[tuple[str, ...], set[str]] = {}
-    for row in analysis.eval_rows:
-        extra = tuple(o for o in row.overrides if o.startswith("study."))
+    """The relaunches that extended the study (`study.seeds=[...]`: more evaluation seeds for an undecided
+    hypothesis), each after a comment line, read from the evaluation runs' own overrides: each names exactly the
+    groups it extended, by the values of every key the study varies (a relaunch on 4-layer stacks of three variants
+    of five is not written as one on every variant)."""
+    keyed = [
+        (_job_keys(row.overrides), tuple(o for o in row.overrides if o.startswith("study.")))
+        for row in analysis.eval_rows
+    ]
+    seen: dict[str, list[str]] = {}
+    for keys, _ in keyed:
+        for key, value in keys.items():
+            if value not in seen.setdefault(key, []):
+                seen[key].append(value)
+    varying = [key for key, values in seen.items() if len(values) > 1]
+    extended: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for keys, extra in keyed:
         if extra:
-            tasks.setdefault(extra, set()).add(row.task)
+            extended.setdefault(extra, set()).add(tuple(keys.get(key, "") for key in varying))
     base, lines = shlex.split(study_command(analysis)), []
-    for extra, names in sorted(tasks.items()):
-        lines.append(f"# then, for {', '.join(sorted(names))}: {' '.join(extra)}")
-        lines.append(shlex.join([*base, f"task={','.join(sorted(names))}", *extra]))
+    for extra, combos in sorted(extended.items()):
+        for combo in _merged(combos):
+            narrowed = [
+                f"{key}={','.join(v for v in seen[key] if v in values)}"
+                for key, values in zip(varying, combo, strict=True)
+                if len(values) < len(seen[key])
+            ]
+            lines.append(f"# then, for {' '.join(narrowed) or 'every group'}: {' '.join(extra)}")
+            lines.append(shlex.join([*base, *narrowed, *extra]))
     return lines
 
 
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """The time at least one of the (start, end) spans was running: their union's length. Why: a study resumed
+    across sessions (or days) spans the pauses between its launches; the machine time it took is what a reader
+    planning a rerun needs."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total
+
+
 def compute_line(records: list[dict[str, Any]]) -> str:
-    """'Compute: 104 runs, 2.1 h of job time, 1.1 h wall (first start to last end).' from the records' timestamps."""
+    """'Compute: 104 runs, 2.10 h of job time, 1.10 h of wall time with a run going (1.50 h from the first start to
+    the last end).' from the records' timestamps."""
     spans = [(stamp_seconds(r.get("started_at")), stamp_seconds(r.get("finished_at"))) for r in records]
     spans = [(a, b) for a, b in spans if a is not None and b is not None]
     if not spans:
         return ""
     job = sum(b - a for a, b in spans) / 3600
-    wall = (max(b for _, b in spans) - min(a for a, _ in spans)) / 3600
+    busy = busy_seconds(spans) / 3600
+    span = (max(b for _, b in spans) - min(a for a, _ in spans)) / 3600
     return (
-        f"Compute: {len(spans)} runs, {job:.2f} h of job time, {wall:.2f} h wall from the first start to the last "
-        "end (several launches, and any pause between them, included)."
+        f"Compute: {len(spans)} runs, {job:.2f} h of job time, {busy:.2f} h of wall time with a run going "
+        f"({span:.2f} h from the first start to the last end, pauses between launches included)."
     )
 
 
