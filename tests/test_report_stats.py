@@ -4,6 +4,7 @@ intervals inside the metric's range, and the pooling guard (issue 13's acceptanc
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -277,3 +278,19 @@ def test_plans_that_differ_only_in_their_counts_merge_into_one() -> None:
         "learned); about 25 seeds per variant"
     )
     assert merge_plans(["about 25 seeds per variant"] * 2) == "about 25 seeds per variant"
+
+
+def test_a_tied_rank_test_of_20_vs_20_runs_is_monte_carlo_and_quick() -> None:
+    """peephole_long's timed accuracy at 20 seeds: mostly 0s and 1s, so ties, and C(40, 20) = 1.4e11 relabellings,
+    which the exact permutation distribution enumerated for hours. Past RANK_PERMUTATIONS it samples them (seeded:
+    the same p every time), and agrees with the normal approximation of U with its tie correction."""
+    a = [1.0] * 12 + [0.0] * 6 + [0.5, 0.9]
+    b = [1.0] * 5 + [0.0] * 13 + [0.3, 0.8]
+    start = time.perf_counter()
+    test = rank_test(a, b, higher_is_better=True)
+    assert time.perf_counter() - start < 60
+    assert test.method == "Monte Carlo permutation Mann-Whitney U (ties)"
+    assert test == rank_test(a, b, higher_is_better=True)
+    normal = scipy_stats.mannwhitneyu(a, b, alternative="greater", method="asymptotic").pvalue
+    assert test.p_better == pytest.approx(normal, rel=0.25) and test.p_better < 0.05 < test.p_worse
+    assert rank_test(a[:5], b[:5], higher_is_better=True).method == "exact permutation Mann-Whitney U (ties)"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from rnnbench.reports.rows import OK, Row
 from rnnbench.reports.stats import (
     MAX_SEEDS,
+    RANK_PERMUTATIONS,
     equivalence,
     holm,
     logrank_test,
@@ -42,9 +43,13 @@ from rnnbench.study.spec import Hypothesis, Study
 ALPHA = 0.05
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 NEITHER, REFERENCE_FAILED = "neither learned", "reference did not learn"
+RANK_TEST = (
+    "exact one-sided Mann-Whitney U on the test metric (with ties: its permutation distribution, Monte Carlo past "
+    f"{RANK_PERMUTATIONS:,} relabellings), P(variant better) with a bootstrap CI"
+)
 TESTS = {
-    "better": "exact one-sided Mann-Whitney U on the test metric, P(variant better) with a bootstrap CI",
-    "worse": "exact one-sided Mann-Whitney U on the test metric, P(variant better) with a bootstrap CI",
+    "better": RANK_TEST,
+    "worse": RANK_TEST,
     "solves": "Boschloo's exact test on solved counts (where the task records no solve criterion: on the runs "
     "that beat its trivial baseline)",
     "similar": "equivalence: two one-sided Welch t-tests (TOST) against the declared margin, with the 90% CI of the "
