@@ -16,11 +16,12 @@ second. Where it cannot be built (no C++ compiler or ninja) one warning says why
 killed mid-way leaves torch's lock file behind; the next build clears it (`_exclusive`) instead of waiting forever.
 
 On by default; `RNNBENCH_COMPILED_LOOPS=0` (or false/off/no) turns them off (the Python loops run, nothing is
-built). Measured
-(issue 19, `rnnbench-bench`, train step, 2 threads, quiet 2-core machine, 2026-12-02): the compiled loops take
-6-15 % off the Python loops' step (64x100x32x128: 91.5 -> 77.8 ms; 32x200x64x256: 257.5 -> 242.8 ms), more under
-contention, where the Python per-op cost grows; the one-time build is paid once per machine (the cache), later
-processes load it in 0.2-0.5 s.
+built). Measured (issue 19, `rnnbench-bench`, train step, 2 threads, 2-core machine): the ATen-op loops took 6-15 %
+off the Python loops' step (2026-12-02: 64x100x32x128 91.5 -> 77.8 ms; 32x200x64x256 257.5 -> 242.8 ms); with the
+fused step (2026-12-03, reports/bench) custom / torch.nn LSTM is 0.88x and 1.12x at those shapes (was 0.90x and
+1.14x), the peephole LSTM 1.09x and 1.17x (1.03x and 1.10x), forward only about 1.8-2.2x (it saves activations);
+at H = 4 a peephole layer's train step fell from 17.4 to 5.3 ms (one thread, B32 T200). The one-time build is paid
+once per machine (the cache), later processes load it in 0.2-0.5 s.
 """
 
 from __future__ import annotations
