@@ -123,7 +123,8 @@ def extension_commands(analysis: Analysis) -> list[str]:
         if extra:
             extended.setdefault(extra, set()).add(tuple(keys.get(key, "") for key in varying))
     base, lines = shlex.split(study_command(analysis)), []
-    for extra, combos in sorted(extended.items(), key=lambda item: (len(str(item[0])), item[0])):  # fewer seeds first, as they ran
+    # fewer seeds first, as they ran
+    for extra, combos in sorted(extended.items(), key=lambda item: (len(str(item[0])), item[0])):
         for combo in _merged(combos):
             narrowed = [
                 f"{key}={','.join(v for v in seen[key] if v in values)}"
