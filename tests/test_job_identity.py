@@ -204,3 +204,28 @@ def test_the_record_names_the_commit_and_whether_tracked_files_changed(tmp_path:
     assert (git_sha(code), git_dirty(code)) == (head, True)
     (repo / "wheel.py").write_text("")  # code that is not tracked there (a wheel in a venv inside a checkout)
     assert (git_sha(repo / "wheel.py"), git_dirty(repo / "wheel.py")) == (None, None)
+
+
+def test_a_study_job_moves_another_launchs_result_of_the_same_stage_out_of_its_folder(tmp_path: Path) -> None:
+    """`rnnbench-study depth model.num_layers=4` numbered its jobs 0.. in tune/; the full launch's job 0 is another
+    job. Its result is moved whole to tune/moved-<digest>/ (where later relaunches find it) and the job starts
+    afresh; outside a study the job still refuses (test above)."""
+    sweep = tmp_path / "tune"
+    earlier, mine = [*SMOKE, "stage=tune", "seed=1"], [*SMOKE, "stage=tune", "seed=2"]
+    record = finished(earlier)
+    write_record(sweep / "0" / "run.json", record)
+    (sweep / "0" / "checkpoints").mkdir()
+    (sweep / "0" / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    config = job_config(compose_config(mine), mine)
+    assert decide(sweep / "0", config, mine).action == "fresh"
+    (moved,) = sweep.glob("moved-*")
+    assert (
+        read_record(moved / "run.json") == record and (moved / "checkpoints" / "best.ckpt").read_bytes() == b"weights"
+    )
+    assert not (sweep / "0" / "run.json").exists()
+    earlier_config = job_config(compose_config(earlier), earlier)
+    skip = decide(sweep / "1", earlier_config, earlier, [sweep / "0", moved])
+    assert skip.action == "skip" and skip.record == record  # the relaunch of the moved job finds it there
+    other_stage = job_config(compose_config([*SMOKE, "stage=eval", "seed=2"]), [*SMOKE, "stage=eval", "seed=2"])
+    write_record(sweep / "2" / "run.json", record)
+    assert decide(sweep / "2", other_stage, [*SMOKE, "stage=eval", "seed=2"]).action == "refuse"  # another stage

@@ -12,8 +12,6 @@ folder `3` would make a relaunch whose job 3 is another job refuse to overwrite 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 from rnnbench.reports.archive import ARCHIVE_NAME
 from rnnbench.study.stages import STAGES
 from rnnbench.study.tuning import RESULT_STATUSES, stage_of
-from rnnbench.tracking.job_identity import override_identity
+from rnnbench.tracking.job_identity import job_digest, override_identity
 from rnnbench.tracking.run_record import RECORD_NAME, read_record, write_record
 
 
@@ -48,8 +46,7 @@ def _done(path: Path) -> tuple[str, ...] | None:
 
 def restored_dir(stage_dir: Path, record: dict[str, Any]) -> Path:
     """A restored record's job folder, named by its job's overrides so that restoring twice writes nothing new."""
-    digest = hashlib.sha1(json.dumps(list(_job_key(record))).encode()).hexdigest()[:12]
-    return stage_dir / f"restored-{digest}"
+    return stage_dir / f"restored-{job_digest(record.get('overrides') or [])}"
 
 
 def restore(records: Iterable[dict[str, Any]], directory: Path, name: str) -> dict[str, int]:

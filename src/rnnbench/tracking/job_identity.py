@@ -34,6 +34,7 @@ every study.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -66,6 +67,12 @@ def override_key(override: str) -> str:
 def override_identity(overrides: Iterable[str]) -> tuple[str, ...]:
     """The overrides that name a job (rule 1): sorted, without those of COMMAND_FREE keys."""
     return tuple(sorted(o for o in overrides if not _under(override_key(o), COMMAND_FREE)))
+
+
+def job_digest(overrides: Iterable[str]) -> str:
+    """12 hex digits naming a job by its override identity: folders that hold a job's result outside Hydra's job
+    numbers (restored from an archive, or moved aside by a later launch) are named by it."""
+    return hashlib.sha1(json.dumps(list(override_identity(overrides))).encode()).hexdigest()[:12]
 
 
 def _canonical(value: Any) -> str:

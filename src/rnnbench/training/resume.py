@@ -18,7 +18,12 @@ Re-running a command into the same `hydra.sweep.dir` (or `hydra.run.dir`) decide
    resume under `resumes` (step, time, code version).
 4. **fresh**: anything else (no record; no checkpoint; another config; `resume=false`) trains from scratch. An
    earlier attempt in the folder is set aside first (never overwritten), which also gives the job a new W&B run id.
-5. **refuse**: the job's folder holds another job's result, or this job still running in a live process.
+5. **move**: in a study's stage (`stage=tune|eval`), the job's folder holds another job of the same study and
+   stage: an earlier launch on another part of the grid (`rnnbench-study depth model.num_layers=4`) numbered its
+   jobs from 0 too. That result is moved, whole, to `<sweep dir>/moved-<its job's digest>/` (found there by every
+   later relaunch, as restored records are) and this job starts afresh.
+6. **refuse**: the job's folder holds another job's result (outside a study), or this job still running in a live
+   process.
 
 `resume=false` skips nothing and resumes nothing: every job starts afresh, its earlier attempt set aside.
 """
@@ -37,7 +42,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnbench.study.selection import apply_selection
-from rnnbench.tracking.job_identity import describe, job_differences, override_identity
+from rnnbench.tracking.job_identity import describe, job_differences, job_digest, override_identity
 from rnnbench.tracking.run_record import (
     RECORD_NAME,
     RESULTS,
@@ -139,6 +144,12 @@ def decide(
             _set_aside_logged(folder, f"its finished record differs from this job's config in {describe(differences)}")
     own = read_job_record(job_dir)
     status = own.get("status")
+    if status in RESULTS and _same_study_stage(own, config):
+        moved = move_result(job_dir, own)
+        log.warning(
+            "%s held another job of this study stage (an earlier launch's numbering): moved to %s", job_dir, moved
+        )
+        return Decision("fresh")
     if status in RESULTS:
         held = ",".join(own.get("overrides") or []) or "defaults"
         return Decision(
@@ -165,6 +176,34 @@ def decide(
     else:
         _set_aside_logged(job_dir, "no checkpoint to resume from: starting afresh")
     return Decision("fresh")
+
+
+def _same_study_stage(record: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a record is a job of the same study stage as `config`: the same experiment, stage=tune|eval."""
+    held = record.get("config") or {}
+    stage = config.get("stage")
+    return stage in ("tune", "eval") and (held.get("stage"), held.get("experiment")) == (
+        stage,
+        config.get("experiment"),
+    )
+
+
+def move_result(job_dir: Path, record: dict[str, Any]) -> Path:
+    """Move the finished attempt in `job_dir` (record, checkpoints, logs) to a sibling folder named by its job,
+    `moved-<digest>` (`-2`, `-3`, ... if taken); returns that folder."""
+    base = job_dir.parent / f"moved-{job_digest(record.get('overrides') or [])}"
+    target, n = base, 1
+    while True:
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            target = base.with_name(f"{base.name}-{n}")
+    for name in ATTEMPT:
+        if (job_dir / name).exists():
+            os.replace(job_dir / name, target / name)
+    return target
 
 
 def _set_aside_logged(job_dir: Path, why: str) -> None:
