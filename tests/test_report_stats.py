@@ -210,8 +210,22 @@ def test_a_widened_tuning_grid_pools_with_the_first_and_its_curve_shows_every_ra
     curve = {s.variant: s for s in analysis.tuning}["gru"]
     assert curve.values == (1e-4, 1e-3, 1e-2) and curve.scores == ((0.8,), (0.4,), (0.3,)) and curve.chosen == 1e-4
     other_seeds = {**study(), "tuning": {"grid": [1e-4], "seeds": [1001]}}
-    with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds and tuning grid aside\)"):
+    with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds, tuning grid and citations"):
         analyse("study", evals + tune(other_seeds, 1e-4, 0.8))
+
+
+def test_a_citation_added_to_a_hypothesis_after_some_runs_parts_no_study_and_the_latest_text_is_reported() -> None:
+    """seq_len's adding runs predate the hypotheses' `literature`; its temporal_order runs carry it."""
+    better = {"id": "h", "variant": "gru", "relation": "better"}
+    old = runs(study(better), {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, started_at="2026-12-01T10:00:00+0000")
+    cited = study({**better, "literature": "Chung et al. (2014)"})
+    new = [
+        study_record(v, 5, x, cited, started_at="2026-12-03T10:00:00+0000") for v, x in (("lstm", 0.4), ("gru", 0.7))
+    ]
+    (hypothesis,) = analyse("study", old + new).study.hypotheses
+    assert hypothesis.literature == "Chung et al. (2014)"
+    (plain,) = analyse("study", old).study.hypotheses
+    assert plain.literature == ""
 
 
 def test_solves_uses_boschloo_on_solved_counts() -> None:

@@ -171,15 +171,18 @@ def _tests(study: Study, eval_cells: dict[CellKey, list[Row]]) -> list[GroupResu
 def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
     """The one study block the records carry (none: compare by cell, no hypotheses). Blocks that differ only in
     their evaluation seeds or their tuning grid are one study: a launch that added seeds to an undecided study, or
-    widened the grid that every variant is tuned on (a choice at its edge); the seeds and the grid are the unions."""
+    widened the grid that every variant is tuned on (a choice at its edge); the seeds and the grid are the unions.
+    Hypotheses' `literature` texts (citations added to a sweep file after some runs) do not part them either: the
+    latest run's texts are reported."""
     found = [r.get("config", {}).get("study") for r in records]
     blocks = {json.dumps(_pooling_key(b), sort_keys=True) for b in found}
     if len(blocks) > 1:
         raise PoolingError(
-            f"runs of experiment {experiment} record {len(blocks)} different study blocks (evaluation seeds and "
-            "tuning grid aside): report each sweep's runs separately (or re-run them with one sweep file)"
+            f"runs of experiment {experiment} record {len(blocks)} different study blocks (evaluation seeds, "
+            "tuning grid and citations aside): report each sweep's runs separately (or re-run them with one sweep file)"
         )
-    block = json.loads(blocks.pop()) if blocks else None
+    latest = max(records, key=lambda r: str(r.get("started_at") or ""), default={})
+    block = latest.get("config", {}).get("study") if blocks else None
     if block is not None:
         seeds = sorted({s for b in found if b for s in b.get("seeds") or []})
         block = {**block, "seeds": seeds} if seeds else block
@@ -193,12 +196,17 @@ def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
 
 
 def _pooling_key(block: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A study block without what a relaunch may extend: the evaluation seeds and the tuning grid."""
+    """A study block without what a relaunch may extend (the evaluation seeds, the tuning grid) or a citation
+    cannot change (each hypothesis's `literature`)."""
     if block is None:
         return None
     key = {k: v for k, v in block.items() if k != "seeds"}
     if isinstance(key.get("tuning"), dict):
         key["tuning"] = {k: v for k, v in key["tuning"].items() if k != "grid"}
+    if isinstance(key.get("hypotheses"), list):
+        key["hypotheses"] = [
+            {k: v for k, v in h.items() if k != "literature"} if isinstance(h, dict) else h for h in key["hypotheses"]
+        ]
     return key
 
 
