@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 using at::Tensor;
@@ -187,20 +186,27 @@ RNNBENCH_INLINE void gru_cell_backward(const T* __restrict__ a, const T* __restr
   }
 }
 
-// The compiled entry points of the two loops above, one per (dtype, peepholes): each is cloned per CPU target.
-#define RNNBENCH_LSTM_CELL(T, PEEP, SUFFIX)                                                                          \
-  RNNBENCH_CLONES void forward_##SUFFIX(T* a, const T* c_prev, const T* w_p, T* c_new, T* tc, T* h_new,           \
-                                        int64_t rows, int64_t hidden) {                                         \
-    lstm_cell_forward<T, PEEP>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);                                  \
+// The compiled entry points of the cell loops above, overloaded per dtype, each cloned per CPU target (the
+// peephole branch is taken once per step, outside the loops).
+#define RNNBENCH_LSTM_CELL(T)                                                                                      \
+  RNNBENCH_CLONES void lstm_forward_cell(bool peep, T* a, const T* c_prev, const T* w_p, T* c_new, T* tc,         \
+                                         T* h_new, int64_t rows, int64_t hidden) {                                \
+    if (peep) {                                                                                                  \
+      lstm_cell_forward<T, true>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);                                \
+    } else {                                                                                                     \
+      lstm_cell_forward<T, false>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);                               \
+    }                                                                                                            \
   }                                                                                                              \
-  RNNBENCH_CLONES void backward_##SUFFIX(const T* a, const T* c_prev, const T* tc, const T* w_p, const T* dh,     \
-                                         T* dc, T* dg, int64_t rows, int64_t hidden) {                            \
-    lstm_cell_backward<T, PEEP>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);                                   \
+  RNNBENCH_CLONES void lstm_backward_cell(bool peep, const T* a, const T* c_prev, const T* tc, const T* w_p,      \
+                                          const T* dh, T* dc, T* dg, int64_t rows, int64_t hidden) {              \
+    if (peep) {                                                                                                  \
+      lstm_cell_backward<T, true>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);                                 \
+    } else {                                                                                                     \
+      lstm_cell_backward<T, false>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);                                \
+    }                                                                                                            \
   }
-RNNBENCH_LSTM_CELL(float, false, f32)
-RNNBENCH_LSTM_CELL(float, true, f32_peep)
-RNNBENCH_LSTM_CELL(double, false, f64)
-RNNBENCH_LSTM_CELL(double, true, f64_peep)
+RNNBENCH_LSTM_CELL(float)
+RNNBENCH_LSTM_CELL(double)
 #undef RNNBENCH_LSTM_CELL
 #define RNNBENCH_GRU_CELL(T)                                                                                       \
   RNNBENCH_CLONES void gru_forward_cell(const T* gx, const T* gh, const T* h, T* a, T* h_new, int64_t rows,        \
@@ -218,26 +224,6 @@ RNNBENCH_GRU_CELL(double)
 template <typename T>
 const T* data_or_null(const c10::optional<Tensor>& x) {
   return x ? x->data_ptr<T>() : nullptr;
-}
-
-template <typename T>
-void cell_forward(bool peep, T* a, const T* c_prev, const T* w_p, T* c_new, T* tc, T* h_new, int64_t rows,
-                  int64_t hidden) {
-  if constexpr (std::is_same_v<T, float>) {
-    (peep ? forward_f32_peep : forward_f32)(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);
-  } else {
-    (peep ? forward_f64_peep : forward_f64)(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);
-  }
-}
-
-template <typename T>
-void cell_backward(bool peep, const T* a, const T* c_prev, const T* tc, const T* w_p, const T* dh, T* dc, T* dg,
-                   int64_t rows, int64_t hidden) {
-  if constexpr (std::is_same_v<T, float>) {
-    (peep ? backward_f32_peep : backward_f32)(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);
-  } else {
-    (peep ? backward_f64_peep : backward_f64)(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);
-  }
 }
 
 // Time loops run fused since the module loaded (forward and backward counted apart), so that tests can tell that
@@ -274,8 +260,8 @@ void lstm_forward_fused(const Tensor& h0, const Tensor& w2_t, const c10::optiona
     }
     a.addmm_(h, w2_t);
     Tensor h_new = out.select(0, t);
-    cell_forward<T>(peep != nullptr, ap, cs.select(0, t).data_ptr<T>(), peep, cs.select(0, t + 1).data_ptr<T>(),
-                    tcs.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden);
+    lstm_forward_cell(peep != nullptr, ap, cs.select(0, t).data_ptr<T>(), peep, cs.select(0, t + 1).data_ptr<T>(),
+                      tcs.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden);
     h = h_new;
   }
 }
@@ -291,14 +277,13 @@ std::vector<Tensor> lstm_backward_fused(const Tensor& grad_out, const Tensor& dh
   Tensor dc = dc0.clone(at::MemoryFormat::Contiguous);  // overwritten step by step
   for (int64_t t = steps - 1; t >= 0; --t) {
     Tensor dg = dgates.select(0, t);
-    cell_backward<T>(peep != nullptr, acts.select(0, t).data_ptr<T>(), cs.select(0, t).data_ptr<T>(),
-                     tcs.select(0, t).data_ptr<T>(), peep, dh.data_ptr<T>(), dc.data_ptr<T>(), dg.data_ptr<T>(),
-                     rows, hidden);
+    lstm_backward_cell(peep != nullptr, acts.select(0, t).data_ptr<T>(), cs.select(0, t).data_ptr<T>(),
+                       tcs.select(0, t).data_ptr<T>(), peep, dh.data_ptr<T>(), dc.data_ptr<T>(), dg.data_ptr<T>(),
+                       rows, hidden);
     dh = t > 0 ? at::addmm(grad_out.select(0, t - 1), dg, w_hh) : at::mm(dg, w_hh);
   }
   return {dh, dc};
 }
-
 
 // The unmasked GRU forward with the fused elementwise step (gru_forward's contract).
 template <typename T>
