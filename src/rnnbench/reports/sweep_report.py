@@ -35,6 +35,8 @@ from rnnbench.reports.tables import (
     variants_table,
 )
 from rnnbench.study.spec import Study
+from rnnbench.study.tuning import override_map
+from rnnbench.tracking.job_identity import override_key
 from rnnbench.tracking.run_record import stamp_seconds
 
 SUMMARY = "summary.json"
@@ -77,9 +79,11 @@ def study_command(analysis: Analysis) -> str:
 
 
 def _job_keys(overrides: tuple[str, ...]) -> dict[str, str]:
-    """A run's overrides as {key: value}, without those rnnbench-study sets itself or the study block."""
-    pairs = (o.partition("=") for o in overrides if "=" in o)
-    return {k: v for k, _, v in pairs if k not in STUDY_KEYS and not k.startswith("study.")}
+    """A run's overrides as {key: value} in the order written (study/tuning.override_map: no study block, paths or
+    faults), without those rnnbench-study sets itself."""
+    mine, own = override_map(overrides), {key.lstrip("+") for key in STUDY_KEYS}
+    written = (override_key(o) for o in overrides)
+    return {k: mine[k] for k in written if k in mine and k not in own}
 
 
 def _merged(combos: set[tuple[str, ...]]) -> list[tuple[frozenset[str], ...]]:

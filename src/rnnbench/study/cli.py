@@ -55,7 +55,8 @@ def select_stage(launch: Launch) -> None:
     """Choose each group's value from the tuning records and write selection.json."""
     tune_dir = launch.stage_dir("tune")
     found = local_records([tune_dir]) if tune_dir.is_dir() else []
-    records = [r for r in found if in_grid(launch, r.get("overrides") or [])]
+    inside = in_grid(launch)
+    records = [r for r in found if inside(r.get("overrides") or [])]
     broken = [r.get("output_dir") for r in records if r.get("status") not in RESULT_STATUSES]
     if broken:
         raise StudyError(f"{len(broken)} tuning job(s) did not finish: {', '.join(map(str, broken))}; relaunch")

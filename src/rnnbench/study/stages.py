@@ -14,7 +14,7 @@ import math
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,13 +132,17 @@ def grid_values(launch: Launch) -> dict[str, tuple[str, ...]]:
     return {key: tuple(_values(launch, key)) for key in launch.grid}
 
 
-def in_grid(launch: Launch, overrides: Iterable[str]) -> bool:
-    """Whether a job's overrides fall inside the launch's grid. A study launched on part of its sweep
-    (`rnnbench-study depth model.num_layers=4`) selects among the groups it runs: a restored archive's other groups,
-    tuned on an older grid, would otherwise stop the selection as incomplete."""
-    mine = override_map(overrides)
-    values = grid_values(launch)
-    return all(mine[key] in allowed for key, allowed in values.items() if key in mine and key not in RESERVED)
+def in_grid(launch: Launch) -> Callable[[Iterable[str]], bool]:
+    """The test of whether a job's overrides fall inside the launch's grid (its values parsed once). A study launched
+    on part of its sweep (`rnnbench-study depth model.num_layers=4`) selects among the groups it runs: a restored
+    archive's other groups, tuned on an older grid, would otherwise stop the selection as incomplete."""
+    values = {key: allowed for key, allowed in grid_values(launch).items() if key not in RESERVED}
+
+    def inside(overrides: Iterable[str]) -> bool:
+        mine = override_map(overrides)
+        return all(mine[key] in allowed for key, allowed in values.items() if key in mine)
+
+    return inside
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ Re-running a command into the same `hydra.sweep.dir` (or `hydra.run.dir`) decide
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,24 +106,36 @@ def job_config(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(applied, resolve=True)
 
 
+def _claim(candidates: Iterator[Path]) -> Path:
+    """Create and return the first of the (endless) `candidates` that does not exist yet: two relaunches racing
+    for the same name each get their own folder."""
+    while True:
+        folder = next(candidates)
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            pass
+
+
+def _move_attempt(job_dir: Path, target: Path, record_name: str) -> None:
+    """Move what one attempt left in `job_dir` into `target`, its run.json as `record_name`."""
+    for name in ATTEMPT:
+        if (job_dir / name).exists():
+            os.replace(job_dir / name, target / (record_name if name == RECORD_NAME else name))
+
+
 def set_aside(job_dir: Path) -> Path | None:
     """Move the attempt in `job_dir` (record, checkpoints, W&B and CSV logs) to `job_dir/superseded/<n>/`; returns
     that folder, None if there was nothing to move."""
-    present = [name for name in ATTEMPT if (job_dir / name).exists()]
-    if not present:
+    if not any((job_dir / name).exists() for name in ATTEMPT):
         return None
     aside = job_dir / SUPERSEDED_DIR
     aside.mkdir(exist_ok=True)
-    n = 1 + sum(1 for p in aside.iterdir() if p.is_dir())
-    while True:  # two relaunches racing for the same folder each get their own number
-        try:
-            (aside / str(n)).mkdir()
-            break
-        except FileExistsError:
-            n += 1
-    for name in present:
-        os.replace(job_dir / name, aside / str(n) / (ASIDE_RECORD if name == RECORD_NAME else name))
-    return aside / str(n)
+    start = 1 + sum(1 for p in aside.iterdir() if p.is_dir())
+    target = _claim(aside / str(n) for n in itertools.count(start))
+    _move_attempt(job_dir, target, ASIDE_RECORD)
+    return target
 
 
 def decide(
@@ -181,28 +194,16 @@ def decide(
 def _same_study_stage(record: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a record is a job of the same study stage as `config`: the same experiment, stage=tune|eval."""
     held = record.get("config") or {}
-    stage = config.get("stage")
-    return stage in ("tune", "eval") and (held.get("stage"), held.get("experiment")) == (
-        stage,
-        config.get("experiment"),
-    )
+    same = all(held.get(key) == config.get(key) for key in ("stage", "experiment"))
+    return config.get("stage") in ("tune", "eval") and same
 
 
 def move_result(job_dir: Path, record: dict[str, Any]) -> Path:
     """Move the finished attempt in `job_dir` (record, checkpoints, logs) to a sibling folder named by its job,
     `moved-<digest>` (`-2`, `-3`, ... if taken); returns that folder."""
     base = job_dir.parent / f"moved-{job_digest(record.get('overrides') or [])}"
-    target, n = base, 1
-    while True:
-        try:
-            target.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            target = base.with_name(f"{base.name}-{n}")
-    for name in ATTEMPT:
-        if (job_dir / name).exists():
-            os.replace(job_dir / name, target / name)
+    target = _claim(itertools.chain([base], (base.with_name(f"{base.name}-{n}") for n in itertools.count(2))))
+    _move_attempt(job_dir, target, RECORD_NAME)
     return target
 
 
