@@ -91,7 +91,8 @@ def test_decide_skips_an_unchanged_job_reruns_a_changed_one_and_keeps_the_old_re
     (sweep / "0" / "checkpoints" / "best.ckpt").write_bytes(b"weights")
     others = [sweep / "0", sweep / "1"]
     assert decide(sweep / "0", config, overrides, others).action == "skip"
-    assert decide(sweep / "1", config, list(reversed(overrides)), others).action == "skip"  # found in another folder
+    elsewhere = decide(sweep / "1", config, list(reversed(overrides)), others)
+    assert (elsewhere.action, elsewhere.found_in) == ("skip", sweep / "0")  # found in another folder, which it names
 
     budget = [*overrides, "trainer.max_steps=4"]  # e.g. the budget file edited: the same overrides, another config
     edited = job_config(compose_config(budget), budget)

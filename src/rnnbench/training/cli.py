@@ -73,7 +73,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         others = sorted(p for p in output_dir.parent.iterdir() if p.is_dir()) if multirun else []
         decision = decide(output_dir, job_config(cfg, overrides), overrides, others, resume=bool(cfg.resume))
         if decision.action == "skip":
-            log.info("already %s, skipping: %s", decision.record.get("status"), decision.record.get("output_dir"))
+            log.info("already %s, skipping: %s", decision.record.get("status"), decision.found_in)
             return _objective(decision.record)
         if decision.action == "refuse":
             log.error("%s", decision.reason)

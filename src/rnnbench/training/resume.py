@@ -71,10 +71,13 @@ class Resume:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one job: `skip` (its result is `record`), `resume` (from `resume`), `fresh` or `refuse`."""
+    """What to do with one job: `skip` (its result is `record`, found in the folder `found_in`), `resume` (from
+    `resume`), `fresh` or `refuse`. `found_in`, not the record's own `output_dir`: a record restored from a committed
+    archive names the folder it ran in on another machine."""
 
     action: str
     record: dict[str, Any] | None = None
+    found_in: Path | None = None
     resume: Resume | None = None
     reason: str = ""
 
@@ -152,7 +155,7 @@ def decide(
             continue
         differences = job_differences(record, config, overrides)
         if differences == {}:
-            return Decision("skip", record=record)
+            return Decision("skip", record=record, found_in=folder)
         if differences:
             _set_aside_logged(folder, f"its finished record differs from this job's config in {describe(differences)}")
     own = read_job_record(job_dir)
