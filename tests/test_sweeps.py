@@ -36,7 +36,7 @@ def study_of(name: str) -> Study:
 
 
 def test_every_sweep_declares_a_study_with_hypotheses_and_the_group_finds_them_all() -> None:
-    studies = "attention bidirectional cell counting depth depth_lm peephole peephole_long seq_len"
+    studies = "attention bidirectional cell counting depth depth_lm peephole peephole_lm peephole_long seq_len"
     assert studies.split() == SWEEPS
     assert (config_dir() / "sweep").resolve() == SWEEPS_DIR.resolve()  # conf/sweep -> ../sweeps
     for name in SWEEPS:
