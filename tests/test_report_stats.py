@@ -209,6 +209,9 @@ def test_a_widened_tuning_grid_pools_with_the_first_and_its_curve_shows_every_ra
     assert analysis.study.tuning.grid == (1e-4, 1e-3, 1e-2)
     curve = {s.variant: s for s in analysis.tuning}["gru"]
     assert curve.values == (1e-4, 1e-3, 1e-2) and curve.scores == ((0.8,), (0.4,), (0.3,)) and curve.chosen == 1e-4
+    # evaluated at 1e-3, the first grid's edge, before the widening: inside the widened grid, so not at its edge
+    inside = runs(widened, {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, tuning={"value": 1e-3, "at_edge": True})
+    assert not {s.variant: s for s in analyse("study", inside + tunes).tuning}["gru"].at_edge
     other_seeds = {**study(), "tuning": {"grid": [1e-4], "seeds": [1001]}}
     with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds, tuning grid and citations"):
         analyse("study", evals + tune(other_seeds, 1e-4, 0.8))

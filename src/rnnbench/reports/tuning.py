@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rnnbench.reports.groups import CellKey
 from rnnbench.reports.rows import Row
@@ -41,14 +42,14 @@ def _score(row: Row) -> float:
     return math.nan if row.val_value is None or not math.isfinite(row.val_value) else row.val_value
 
 
-def chosen_values(eval_cells: Mapping[CellKey, Sequence[Row]]) -> dict[tuple[str, str, float | None, str], tuple]:
-    """(task, setting, x, variant) -> (the tuned value its evaluation runs used, whether it was at the grid's edge)."""
+def chosen_values(eval_cells: Mapping[CellKey, Sequence[Row]]) -> dict[tuple[str, str, float | None, str], Any]:
+    """(task, setting, x, variant) -> the tuned value its evaluation runs used. Not their records' `at_edge`: that
+    is the grid's edge when they ran, and a grid widened since (depth's 3e-4) leaves an unchanged choice inside it."""
     out = {}
     for key, rows in eval_cells.items():
         infos = [r.tuning for r in rows if r.tuning]
         if infos:
-            value = infos[0].get("value")
-            out[(key.task, key.setting, key.x, key.variant)] = (value, any(bool(i.get("at_edge")) for i in infos))
+            out[(key.task, key.setting, key.x, key.variant)] = infos[0].get("value")
     return out
 
 
@@ -73,9 +74,9 @@ def sensitivities(
         )
         same = [c for (t, s, x, var), c in chosen.items() if (t, s, var) == (key.task, key.setting, key.variant)]
         exact = chosen.get((key.task, key.setting, key.x, key.variant))
-        value, flagged = exact or (same[0] if same else (None, False))
+        value = exact if exact is not None else (same[0] if same else None)
         edges = (min(grid), max(grid)) if grid else (values[0], values[-1])
-        at_edge = flagged or (value is not None and float(value) in edges)
+        at_edge = value is not None and float(value) in edges
         out.append(
             Sensitivity(
                 key.task,
