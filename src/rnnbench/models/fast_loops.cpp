@@ -13,10 +13,7 @@
 // Each step's ATen elementwise ops run on one thread (c10::ParallelGuard), the matmuls on all of torch's. A (B, 4H)
 // op is a few microseconds of work, less than waking and joining OpenMP threads, which on a loaded machine can wait
 // for a core; oneDNN's fused kernel likewise parallelises the step, not each op. The fused loops are serial too.
-// Elementwise results do not depend on the thread count. Tried and dropped (2026-12-03): splitting each step's
-// hidden units over the threads, each running a serial GEMM on its packed slice of W_hh and its units' elementwise
-// work, one barrier per step (oneDNN's scheme); in one A/B process on this 2-core machine it was slower than MKL's
-// threaded GEMM: train 1.07x / 1.17x torch.nn.LSTM vs 0.83x / 0.97x at 64x100x32x128 / 32x200x64x256.
+// Elementwise results do not depend on the thread count.
 #include <c10/util/ParallelGuard.h>
 #include <torch/extension.h>
 

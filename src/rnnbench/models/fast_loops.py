@@ -21,7 +21,10 @@ off the Python loops' step (2026-12-02: 64x100x32x128 91.5 -> 77.8 ms; 32x200x64
 fused step (2026-12-03, reports/bench) custom / torch.nn LSTM is 0.88x and 1.12x at those shapes (was 0.90x and
 1.14x), the peephole LSTM 1.09x and 1.17x (1.03x and 1.10x), forward only about 1.8-2.2x (it saves activations);
 at H = 4 a peephole layer's train step fell from 17.4 to 5.3 ms (one thread, B32 T200). The one-time build is paid
-once per machine (the cache), later processes load it in 0.2-0.5 s.
+once per machine (the cache), later processes load it in 0.2-0.5 s. Tried and dropped (2026-12-03): splitting each
+step's hidden units over the threads, each running a serial GEMM on its packed slice of W_hh and its units'
+elementwise work, one barrier per step (oneDNN's scheme); in one A/B process on this 2-core machine it was slower
+than MKL's threaded GEMM: train 1.07x / 1.17x torch.nn.LSTM vs 0.83x / 0.97x at 64x100x32x128 / 32x200x64x256.
 """
 
 from __future__ import annotations
