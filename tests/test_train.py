@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from rnnbench.tracking.run_record import read_record
+from rnnbench.training import allocator
 from rnnbench.training import cli as cli_module
 from rnnbench.training.cli import main as cli_main
 from rnnbench.training.config import compose_config
@@ -50,6 +51,7 @@ def test_smoke_run_writes_a_complete_record_and_an_offline_wandb_run(run_dir: Pa
     assert on_disk["solved"] is False and on_disk["steps_to_solve"] is None and on_disk["stage"] is None
     assert on_disk["peak_memory_mb"] > 0 and on_disk["train_time_s"] > 0
     assert on_disk["versions"]["torch"] and on_disk["seed"] == 0
+    assert on_disk["malloc"] == allocator.tune()  # what training/allocator.py applied in this environment
     assert on_disk["time_loops"] == "python"  # the GRU's custom path; conftest turns the compiled loops off
     wandb_dir = Path(on_disk["wandb"]["dir"])
     assert wandb_dir.parent == run_dir / "wandb" and wandb_dir.name.startswith("offline-run-")
@@ -70,11 +72,14 @@ def test_the_record_names_the_time_loops_of_its_own_run_only(tmp_path: Path) -> 
     assert read_record(tmp_path / "lstm" / "run.json")["time_loops"] is None
 
 
-def test_a_misspelt_compiled_loops_switch_stops_the_command_before_any_job(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("switch", "allowed"), [("RNNBENCH_COMPILED_LOOPS", "0, false"), ("RNNBENCH_MALLOC", "tuned, default")]
+)
+def test_a_misspelt_environment_switch_stops_the_command_before_any_job(monkeypatch, switch: str, allowed: str) -> None:
     from rnnbench.training.config import ConfigError, preflight
 
-    monkeypatch.setenv("RNNBENCH_COMPILED_LOOPS", "yes please")
-    with pytest.raises(ConfigError, match="RNNBENCH_COMPILED_LOOPS='yes please': expected one of 0, false"):
+    monkeypatch.setenv(switch, "yes please")
+    with pytest.raises(ConfigError, match=f"^{switch}='yes please': expected one of {allowed}"):
         preflight(["trainer=smoke"])
 
 

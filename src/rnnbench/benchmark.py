@@ -29,7 +29,9 @@ training peak includes one copy of the parameters.
 JSON (`--json PATH`, or `--print-json` for stdout, as PyTorch's benchmarks/fastrnns), schema version 1:
 
     {"schema": "rnnbench-bench", "version": 1,
-     "environment": {"torch", "python", "platform", "cpu", "cpu_count", "device", "threads", "malloc_env",
+     "environment": {"torch", "python", "platform", "cpu", "cpu_count", "device", "threads",
+                     "malloc_env" (the user's MALLOC_* variables), "malloc" (what training/allocator.py applied:
+                     {"mmap_threshold", "trim_threshold"} in bytes, {} where nothing),
                      "compiled_loops" (bool: fast_loops in use), "loadavg_before", "loadavg_after" ([1, 5, 15 min]),
                      "device_settings" (run.json's `device` block: CUDA / cuDNN versions and flags, TF32)},
      "settings": {"repeats", "warmup", "modes", "reference": {"cell": "lstm", "impl": "torch.nn"},
@@ -68,6 +70,7 @@ from rnnbench.models import fast_loops
 from rnnbench.models.params import count_parameters, recurrent_parameter_count
 from rnnbench.models.recurrent import Recurrent
 from rnnbench.tracking.device import cpu_name, device_record
+from rnnbench.training import allocator
 
 SCHEMA = "rnnbench-bench"
 SCHEMA_VERSION = 1
@@ -451,12 +454,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("rnnbench-bench: --repeats and --threads must be >= 1, --warmup >= 0")
     try:
         fast_loops.enabled()
+        malloc = allocator.tune()  # as in training jobs, so the bench times what they run
     except ValueError as err:
         raise SystemExit(f"rnnbench-bench: {err}") from None
     device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"rnnbench-bench: --device {device}: CUDA is not available here (torch {torch.__version__})")
-    env = environment(device, args.threads)
+    env = {**environment(device, args.threads), "malloc": malloc}
     grid = {k: getattr(args, k) for k in ("cells", "impls", "directions", "sizings", "modes", "repeats", "warmup")}
     entries = [e for shape in args.shapes for e in bench_shape(shape, **grid, threads=args.threads, device=device)]
     env["loadavg_after"] = _loadavg()
@@ -476,7 +480,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     tables = f"{markdown(doc)}\n\nSame-implementation ratios:\n\n{ratios_markdown(cost_ratios(doc))}\n"
     header = (
         f"torch {env['torch']}, {env['device']}, {args.threads} threads, compiled loops {env['compiled_loops']}, "
-        f"malloc env {env['malloc_env']}, load {env['loadavg_before']} -> {env['loadavg_after']}"
+        f"malloc env {env['malloc_env']}, malloc tuned {env['malloc']}, "
+        f"load {env['loadavg_before']} -> {env['loadavg_after']}"
     )
     print(json.dumps(doc, indent=1) if args.print_json else f"{header}\n\n{tables}")
     if args.out is not None:

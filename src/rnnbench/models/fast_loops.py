@@ -25,6 +25,12 @@ once per machine (the cache), later processes load it in 0.2-0.5 s. Tried and dr
 step's hidden units over the threads, each running a serial GEMM on its packed slice of W_hh and its units'
 elementwise work, one barrier per step (oneDNN's scheme); in one A/B process on this 2-core machine it was slower
 than MKL's threaded GEMM: train 1.07x / 1.17x torch.nn.LSTM vs 0.83x / 0.97x at 64x100x32x128 / 32x200x64x256.
+What bounds the custom path at 2 threads (2026-12-04, B32 T200 H256, one process): the 200 recurrent GEMMs alone
+(h (32, 256) @ W (256, 1024), MKL) take 37.6 ms, more than torch.nn.LSTM's whole forward (35.4 ms, its input
+projection included); at one thread 56.2 vs 67.6 ms. MKL's small-M GEMM gains 1.5x from a second thread where
+torch's oneDNN LSTM gains 2x, and splitting the GEMM's columns over the threads ourselves (two serial GEMMs per
+step) measured the same as MKL's threading (35-37 ms): the custom path is faster than torch.nn at one thread (the
+study's jobs: `threads: 1`; train 0.72x / 0.88x) and about level or slower at two (0.78x / 1.02-1.31x over runs).
 """
 
 from __future__ import annotations

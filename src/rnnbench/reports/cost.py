@@ -125,7 +125,9 @@ def load_bench(path: Path, what: str = "--bench") -> dict[str, Any]:
 def environment_line(doc: Mapping[str, Any]) -> str:
     """What the bench figures were measured on, in one line."""
     env = doc["environment"]
-    malloc = " ".join(f"{k}={v}" for k, v in sorted((env.get("malloc_env") or {}).items())) or "default"
+    malloc = " ".join(f"{k}={v}" for k, v in sorted((env.get("malloc_env") or {}).items()))
+    tuned = " ".join(f"{k} {v >> 20} MiB" for k, v in sorted((env.get("malloc") or {}).items()))
+    malloc = malloc or (f"tuned by rnnbench ({tuned})" if tuned else "default")
     load = env.get("loadavg_before") or [float("nan")]
     return (
         f"torch {env['torch']}, {env['cpu']} ({env['cpu_count']} cores), device {env['device']}, "

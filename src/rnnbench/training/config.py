@@ -33,7 +33,10 @@ from pytorch_lightning.accelerators import AcceleratorRegistry
 from rnnbench.models import fast_loops
 from rnnbench.study.spec import StudyError, check_variants, parse_study
 from rnnbench.tracking.wandb_run import MODES as WANDB_MODES
-from rnnbench.training import resolvers  # noqa: F401  (registers ${unique_now:...} and ${task_direction:...})
+from rnnbench.training import (
+    allocator,
+    resolvers,  # noqa: F401  (registers ${unique_now:...} and ${task_direction:...})
+)
 from rnnbench.training.diagnostics import GradientDiagnostics
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.precision import check_precision
@@ -377,6 +380,7 @@ def preflight(overrides: list[str], multirun: bool = False, user_config_dir: str
     """Compose and check every job the command would run; returns how many jobs were checked."""
     try:
         fast_loops.enabled()  # the environment switch, read by every job's first custom time loop
+        allocator.choice()  # RNNBENCH_MALLOC, read by every job at start
     except ValueError as err:
         raise ConfigError(str(err)) from err
     try:

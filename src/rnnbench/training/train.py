@@ -26,6 +26,7 @@ from rnnbench.tracking.device import device_record
 from rnnbench.tracking.run_record import RECORD_NAME, git_dirty, git_sha, now_stamp, versions
 from rnnbench.tracking.step_log import LOG_NAME, StepLog, earlier_steps
 from rnnbench.tracking.wandb_run import define_metrics, earlier_attempts, finish_run, run_info
+from rnnbench.training import allocator
 from rnnbench.training.callbacks import RunRecorder
 from rnnbench.training.diagnostics import from_config as diagnostics_from_config
 from rnnbench.training.module import SequenceModule
@@ -104,6 +105,7 @@ def train(
     # Vanishing gradients underflow into denormal floats, which x86 CPUs compute 2-5x slower (measured: rnn at T=200
     # 52 -> 20 ms a step, gru 117 -> 42): flushing them to zero changes only values below 1.2e-38 in float32.
     torch.set_flush_denormal(True)
+    malloc = allocator.tune()  # large step buffers stay in the heap (training/allocator.py: measured why)
     get_class(cfg.task._target_).check_model_class(get_class(cfg.model._target_))  # before any data is read
     task = instantiate(cfg.task)
     check_protocol(cfg, task)
@@ -123,6 +125,7 @@ def train(
         "output_dir": str(output_dir),
         "git_sha": git_sha(),
         "versions": versions(),
+        "malloc": malloc,
         "baseline": task.baseline(),
         "baseline_split": task.baseline_split,
         "primary_metric": task.primary_metric,
