@@ -274,6 +274,18 @@ def test_one_group_of_several_cannot_carry_a_hypothesis() -> None:
     assert found.verdict == INCONCLUSIVE and "reproduced in 1 of 2 groups" in found.sentence
 
 
+def test_groups_that_disagree_significantly_ask_for_no_more_runs_and_say_where_the_claim_held() -> None:
+    # reports/seq_len: the GRU matched the LSTM on adding and far outdid it on temporal order
+    better = {"id": "h", "variant": "gru", "relation": "better"}
+    win = runs(study(better), {"lstm": [0.5] * 5, "gru": [0.9] * 5}, task="a")
+    loss = runs(study(better), {"lstm": [0.9] * 5, "gru": [0.5] * 5}, task="b")
+    _, results, (found,) = only(win + loss)
+    assert [r.verdict for r in results] == [REPRODUCED, NOT_REPRODUCED]
+    assert found.verdict == INCONCLUSIVE and "seeds per variant" not in found.to_decide
+    assert found.to_decide.startswith("no more seeds or budget: its groups disagree, each significantly (held on a")
+    assert "contradicted on b" in found.to_decide
+
+
 def test_a_hypothesis_on_tasks_the_study_did_not_run_names_only_those_it_tested() -> None:
     # peephole_long shares peephole's hypotheses (timing_msd, timing_gts) and runs timing_gts alone
     better = {"id": "h", "variant": "gru", "relation": "better", "tasks": ["timing_msd", "timing_gts"]}

@@ -36,7 +36,9 @@ def study_of(name: str) -> Study:
 
 
 def test_every_sweep_declares_a_study_with_hypotheses_and_the_group_finds_them_all() -> None:
-    studies = "attention bidirectional cell counting depth depth_lm peephole peephole_lm peephole_long seq_len"
+    studies = (
+        "attention bidirectional cell counting depth depth_lm peephole peephole_lm peephole_long seq_len seq_len_copy"
+    )
     assert studies.split() == SWEEPS
     assert (config_dir() / "sweep").resolve() == SWEEPS_DIR.resolve()  # conf/sweep -> ../sweeps
     for name in SWEEPS:
@@ -136,8 +138,8 @@ def test_sweep_files_ship_in_the_package_data() -> None:
 
 @pytest.mark.parametrize("name", SWEEPS)
 def test_diagnostics_are_on_where_the_report_plots_them(name: str) -> None:
-    """cell and seq_len probe gradients and gates (W&B runs get it too: their command holds +sweep=<name>)."""
-    assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name in ("cell", "seq_len"))
+    """cell, seq_len and seq_len_copy probe gradients and gates (W&B runs too: their command holds +sweep=<name>)."""
+    assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name in ("cell", "seq_len", "seq_len_copy"))
 
 
 MINE = """# @package _global_

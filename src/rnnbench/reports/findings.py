@@ -400,8 +400,34 @@ def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Find
         + (f" ({others})." if others else ".")
     )
     undecided = [r for r in results if r.verdict not in (REPRODUCED, NOT_REPRODUCED) and r.to_decide]
-    to_decide = "" if verdict in (REPRODUCED, NOT_REPRODUCED) else merge_plans(r.to_decide for r in undecided)
+    if verdict in (REPRODUCED, NOT_REPRODUCED):
+        to_decide = ""
+    elif yes and no:
+        to_decide = split_plan(results, study.factor)
+    else:
+        to_decide = merge_plans(r.to_decide for r in undecided)
     return Finding(h, verdict, yes, no, n, sentence, to_decide, described)
+
+
+def split_plan(results: Sequence[GroupResult], factor: str | None) -> str:
+    """What decides a hypothesis whose groups disagree, each significantly after Holm: nothing more of the same
+    design. More seeds or budget sharpen each group's verdict, they cannot turn a significant contradiction into
+    support, so the report names where the claim held and where it failed instead of asking for more runs."""
+
+    def where(verdict: str) -> str:
+        groups = [r for r in results if r.verdict == verdict]
+        return ", ".join(
+            " ".join(
+                part for part in (r.task, r.setting, f"{factor}={r.x:g}" if factor and r.x is not None else "") if part
+            )
+            for r in groups
+        )
+
+    return (
+        f"no more seeds or budget: its groups disagree, each significantly (held on {where(REPRODUCED)}; "
+        f"contradicted on {where(NOT_REPRODUCED)}), so the claim depends on the task or setting and the per-group "
+        "verdicts are the finding"
+    )
 
 
 def merge_plans(plans: Iterable[str]) -> str:
