@@ -8,7 +8,8 @@ suffers most: measured (issue 19, 2026-12-04, `rnnbench-bench`, train step, 2 th
 two runs each) at 32x200x64x256 custom / torch.nn LSTM 0.94-1.06x and peephole 1.13-1.22x with glibc's defaults,
 0.90-0.93x and 0.98-1.01x with these settings (64x100x32x128: 0.77-0.78x -> 0.69-0.77x, 0.91-1.10x -> 0.79-0.85x);
 torch.nn.LSTM itself moved within its noise. The cost is memory the process keeps after its peak instead of
-returning it, bounded by that peak.
+returning it, bounded by that peak; `release` hands it back when a job starts (training/callbacks.py
+`reset_peak_memory`), so a reused worker's next job neither inherits it nor counts it in its own peak RSS.
 
 The settings are the ones glibc reads from `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` (mallopt's
 M_MMAP_THRESHOLD at glibc's 64-bit maximum of 32 MiB, M_TRIM_THRESHOLD 1 GiB), applied with mallopt at start-up so
@@ -67,3 +68,12 @@ def tune() -> dict[str, int]:
         if libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1:  # mallopt returns 1 on success
             applied[name] = value
     return applied
+
+
+def release() -> None:
+    """Hand the free memory the heap kept (up to the trim threshold) back to the kernel: glibc's malloc_trim(0).
+    Called as a job starts, before its peak RSS is reset, so an earlier job's freed buffers are not resident in
+    this one's baseline; a few ms once per job. Elsewhere than glibc nothing is kept, and nothing is done."""
+    libc = _glibc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(ctypes.c_size_t(0))

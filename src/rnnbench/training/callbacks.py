@@ -17,6 +17,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnbench.tracking.run_record import process_identity, write_record
+from rnnbench.training import allocator
 
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -42,10 +43,13 @@ def reset_peak_memory(device: torch.device | None = None) -> str:
     """Start measuring this job's peak memory; returns the scope the figure will have (see MEMORY_SCOPES).
 
     On Linux, writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS, so a joblib worker that ran an
-    earlier, larger job reports this job's peak, not its own lifetime maximum (ru_maxrss cannot be reset)."""
+    earlier, larger job reports this job's peak, not its own lifetime maximum (ru_maxrss cannot be reset). The
+    heap's kept free memory goes back to the kernel first (allocator.release): with the tuned trim threshold an
+    earlier job's freed buffers would otherwise stay resident and count in this job's figure."""
     if device is not None and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return "cuda"
+    allocator.release()
     if _vm_hwm_kib() is not None:
         try:
             PROC_CLEAR_REFS.write_text("5")
