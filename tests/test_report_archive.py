@@ -205,3 +205,19 @@ def test_a_value_the_sweep_file_fixes_is_implied_not_repeated_in_the_study_comma
     (narrowed,) = analyses(short)
     assert study_command(replace(narrowed, grid={"task.seq_len": ("10",)})) == "rnnbench-study fixture"
     assert study_command(replace(narrowed, grid={"task.seq_len": ("50",)})) == "rnnbench-study fixture task.seq_len=10"
+
+
+def test_a_report_names_the_evaluation_runs_of_an_earlier_protocol_it_left_out(tmp_path: Path, monkeypatch) -> None:
+    """Evaluation runs made under the other `stop_on_solve` than the study's rule sets now: in the archive, in no
+    figure, and said so (reports/seq_len's adding runs, stopped at their first solve before the rule)."""
+    records = fixture_records()
+    stopped = [copy.deepcopy(r) for r in records if r["stage"] == "eval"]
+    for r in stopped:
+        r["config"]["stop_on_solve"] = not r["config"].get("stop_on_solve")
+        r["overrides"] = [*r["overrides"], f"stop_on_solve={r['config']['stop_on_solve']}"]
+    write_archive(tmp_path / "runs" / ARCHIVE_NAME, records + stopped)
+    monkeypatch.chdir(tmp_path)
+    assert main([f"runs/{ARCHIVE_NAME}", "--out", "reports"]) == 0
+    readme = (tmp_path / "reports" / "fixture" / "README.md").read_text()
+    assert f"**{len(stopped)} evaluation runs of an earlier protocol are left out**" in readme
+    assert len(read_archive(tmp_path / "reports" / "fixture" / ARCHIVE_NAME)) == len(records) + len(stopped)

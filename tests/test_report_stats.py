@@ -255,6 +255,30 @@ def test_faster_is_a_log_rank_test_with_a_permutation_p_value() -> None:
     assert result.p == pytest.approx(1 / 70)  # exact: the most extreme of C(8, 4) = 70 relabellings
 
 
+def test_one_run_against_several_is_too_few_runs_not_a_crash() -> None:
+    # reports/seq_len mid-rerun: one finished run of a variant against three of the reference
+    faster = {"id": "h", "variant": "gru", "relation": "faster"}
+    records = runs(study(faster), {"lstm": [1.0] * 3, "gru": [1.0]}, baseline=0.25)
+    for r in records:
+        r.update(solved=True, steps_to_solve=100 + 10 * r["seed"], max_steps=1000)
+    _, (result,), _ = only(records)
+    assert result.status == "too few runs" and result.to_decide == "at least 2 runs of each variant"
+
+
+def test_evaluation_runs_of_an_earlier_protocol_are_left_out_not_pooled() -> None:
+    # reports/seq_len: adding's evaluation runs stopped at their first solve, before studies with metric claims
+    # trained theirs for the whole budget; the reruns are other jobs, and pooling both counts each seed twice
+    values = {"lstm": [0.9, 0.91, 0.89, 0.9, 0.905], "gru": [0.9, 0.905, 0.895, 0.9, 0.91]}
+    current = runs(study(SIMILAR), values, stage="eval")
+    stopped = runs(
+        study(SIMILAR), {"lstm": [0.3] * 5, "gru": [0.99] * 5}, stage="eval", **{"config.stop_on_solve": True}
+    )
+    analysis, (result,), (found,) = only(current + stopped)
+    assert analysis.superseded == 10 and result.reference.runs == result.variant.runs == 5
+    assert result.verdict == REPRODUCED == found.verdict  # the stopped runs' 0.3 vs 0.99 never entered
+    assert only(current)[0].superseded == 0
+
+
 def test_interaction_compares_per_seed_gains_at_the_ends_of_the_factor_range() -> None:
     grows = {"id": "h", "variant": "gru", "relation": "interaction"}
     block = study(grows, factor="task.seq_len")

@@ -30,7 +30,7 @@ from rnnbench.reports.groups import CellKey, PoolingError, cells
 from rnnbench.reports.rows import OK, Row, experiment_of, to_row
 from rnnbench.reports.stats import Interval, mean_ci, rate_ci
 from rnnbench.reports.tuning import Sensitivity, sensitivities
-from rnnbench.study.spec import Study, StudyError, parse_study
+from rnnbench.study.spec import Study, StudyError, eval_stops, parse_study
 
 COUNTED = ("failed", "diverged")  # shown in their own columns; any other unfinished status is counted as "other"
 ENDED = (OK, *COUNTED)  # what the tests count: a result or a failure; running / interrupted runs are rerun, not failed
@@ -95,6 +95,7 @@ class Analysis:
     cost: Cost | None = None  # same-implementation bench figures (`rnnbench-report --bench`)
     grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the declared sweep's grid, key -> values
     tune_planned: int | None = None  # the tuning runs the declared sweep's whole grid asks for
+    superseded: int = 0  # evaluation runs of an earlier protocol, left out (current_protocol)
 
     @property
     def eval_rows(self) -> tuple[Row, ...]:
@@ -216,6 +217,7 @@ def analyse(
     """Group, summarise, test every hypothesis of the study, Holm over the study, aggregate; with `bench` (the
     file as given, its rnnbench-bench document) the variants' cost on one implementation."""
     study = study_of(records, experiment)
+    records, superseded = current_protocol(records, study)
     grouped, splits = cells([to_row(r, study) for r in records], study)
     eval_cells = {k: v for k, v in grouped.items() if k.stage == "eval"}
     tune_cells = {k: v for k, v in grouped.items() if k.stage == "tune"}
@@ -229,7 +231,25 @@ def analyse(
     return Analysis(
         experiment, study, rows, variants, results, findings, splits, tuple(aggregates(strata, names)), tuning,
         architectures(records, study), study_cost(records, study, *bench) if bench else None,
+        superseded=len(superseded),
     )  # fmt: skip
+
+
+def current_protocol(
+    records: Sequence[dict[str, Any]], study: Study
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the records, the evaluation runs of an earlier protocol): those whose `stop_on_solve` is not what the
+    study's evaluation stage sets now (study.spec.eval_stops). A study whose claims read the test metric trains its
+    evaluation runs for the whole budget; runs stopped at their first solved check before that rule are other
+    jobs, which `rnnbench-study` reruns, and pooling both would count each seed twice. They stay in the archive."""
+    if not study.hypotheses:
+        return list(records), []
+    stops = eval_stops(study)
+    old = [
+        r for r in records if r.get("stage") == "eval" and bool((r.get("config") or {}).get("stop_on_solve")) != stops
+    ]
+    left_out = {id(r) for r in old}
+    return [r for r in records if id(r) not in left_out], old
 
 
 def analyses(records: Sequence[dict[str, Any]]) -> list[Analysis]:

@@ -164,6 +164,8 @@ def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None
     predicts. Any other claim (worse, similar, interaction) needs the reference to have learned."""
     if not base.reference.rows or not base.variant.rows:
         return replace(base, status="too few runs", to_decide="runs of both variants")
+    if min(len(base.reference.rows), len(base.variant.rows)) < 2:  # no test has a distribution at 1 vs n
+        return replace(base, status="too few runs", to_decide="at least 2 runs of each variant")
     if ref.has_learned or (var_learned and base.hypothesis.relation in VARIANT_GAINS):
         return None
     status = REFERENCE_FAILED if var_learned else NEITHER

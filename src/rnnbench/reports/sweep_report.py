@@ -34,7 +34,7 @@ from rnnbench.reports.tables import (
     tuning_table,
     variants_table,
 )
-from rnnbench.study.spec import Study
+from rnnbench.study.spec import Study, eval_stops
 from rnnbench.study.tuning import override_map
 from rnnbench.tracking.job_identity import override_key
 from rnnbench.tracking.run_record import stamp_seconds
@@ -227,6 +227,21 @@ def pending_line(analysis: Analysis) -> str:
     )
 
 
+def superseded_line(analysis: Analysis) -> str:
+    """Say that evaluation runs of an earlier protocol are in the records but in no figure (analysis.
+    current_protocol), so that the runs count and the archive do not seem to disagree."""
+    if eval_stops(analysis.study):
+        why = "trained for the whole budget, where this study's claims read only solves and steps to solve and its"
+        why += " evaluation runs now stop at their first solved check"
+    else:
+        why = "stopped at their first solved check, where this study's claims read the test metric and its"
+        why += " evaluation runs now train for the whole budget"
+    return (
+        f"**{analysis.superseded} evaluation runs of an earlier protocol are left out** ({why}). They stay in the "
+        f"archive; `rnnbench-study {analysis.experiment}` reruns those jobs under the current rule."
+    )
+
+
 def _progress(analysis: Analysis) -> tuple[int, dict[tuple, int]] | None:
     """(evaluation runs done, seeds wanted per tuned group) of a study whose tuning or evaluation stage has not
     finished; None for a finished study (or runs no study tuned). A group whose tuning runs fall short of the
@@ -408,6 +423,7 @@ def readme(analysis: Analysis, out: str, plots: list[str], compute: str = "") ->
     lines = [f"# Sweep `{analysis.experiment}`", "", "Regenerate:", "", "```bash", commands(analysis, out), "```"]
     lines += ["", compute] if compute else []
     lines += ["", progress] if (progress := stage_line(analysis) or pending_line(analysis)) else []
+    lines += ["", superseded_line(analysis)] if analysis.superseded else []
     for heading, items in _sections(analysis):
         lines += ["", f"## {heading}", ""]
         lines += "\n\n".join((i.markdown() if isinstance(i, Table) else i).strip("\n") for i in items).splitlines()

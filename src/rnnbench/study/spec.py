@@ -254,3 +254,11 @@ def check_variants(study: Study, variants: set[str]) -> None:
             raise StudyError(
                 f"study.hypotheses[{i}].variant is the reference {study.reference!r}; compare another variant"
             )
+
+
+def eval_stops(study: Study) -> bool:
+    """Whether evaluation runs stop at their first solved check: only when every hypothesis reads solves or steps
+    (solves, faster). Stopped there, a solved run's test metric sits just past the threshold, so a better, worse,
+    similar or interaction claim on the metric would compare runs cut off at the same line; those studies train
+    their evaluation runs for the whole budget and test the best checkpoint (tuning always stops on solve)."""
+    return all(h.relation in ("solves", "faster") for h in study.hypotheses)

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnnbench.study.selection import SELECTION_NAME
-from rnnbench.study.spec import Study, StudyError, parse_study
+from rnnbench.study.spec import Study, StudyError, eval_stops, parse_study
 from rnnbench.study.tuning import override_map
 from rnnbench.training.config import compose_config, group_options
 
@@ -100,14 +100,6 @@ def load(name: str, overrides: list[str], config_dir: str | None = None, directo
     max_steps = int(steps) if steps is not None and int(steps) > 0 else None
     folder = directory or Path("outputs/studies") / name
     return Launch(name, study, grid, tuple(overrides), config_dir, folder, max_steps)
-
-
-def eval_stops(study: Study) -> bool:
-    """Whether evaluation runs stop at their first solved check: only when every hypothesis reads solves or steps
-    (solves, faster). Stopped there, a solved run's test metric sits just past the threshold, so a better, worse,
-    similar or interaction claim on the metric would compare runs cut off at the same line; those studies train
-    their evaluation runs for the whole budget and test the best checkpoint (tuning always stops on solve)."""
-    return all(h.relation in ("solves", "faster") for h in study.hypotheses)
 
 
 def declared_launches(config_dir: str | None = None) -> dict[str, Launch]:
