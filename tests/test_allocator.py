@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from rnnbench import benchmark
 from rnnbench.training import allocator
@@ -73,6 +74,7 @@ def test_the_users_own_malloc_settings_are_left_alone(clean_env: pytest.MonkeyPa
     clean_env.setenv(key, value)
     assert allocator.user_settings() == {key: value}
     assert allocator.tune() == {}
+    assert benchmark.environment(torch.device("cpu"), 1)["malloc_env"] == {key: value}  # and the bench records them
 
 
 def test_default_applies_nothing(clean_env: pytest.MonkeyPatch) -> None:

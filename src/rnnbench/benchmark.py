@@ -30,8 +30,9 @@ JSON (`--json PATH`, or `--print-json` for stdout, as PyTorch's benchmarks/fastr
 
     {"schema": "rnnbench-bench", "version": 1,
      "environment": {"torch", "python", "platform", "cpu", "cpu_count", "device", "threads",
-                     "malloc_env" (the user's MALLOC_* variables), "malloc" (what training/allocator.py applied:
-                     {"mmap_threshold", "trim_threshold"} in bytes, {} where nothing),
+                     "malloc_env" (the user's own: MALLOC_* variables, glibc.malloc GLIBC_TUNABLES),
+                     "malloc" (what training/allocator.py applied: {"mmap_threshold", "trim_threshold"} in
+                     bytes, {} where nothing),
                      "compiled_loops" (bool: fast_loops in use), "loadavg_before", "loadavg_after" ([1, 5, 15 min]),
                      "device_settings" (run.json's `device` block: CUDA / cuDNN versions and flags, TF32)},
      "settings": {"repeats", "warmup", "modes", "reference": {"cell": "lstm", "impl": "torch.nn"},
@@ -311,7 +312,7 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": threads,
-        "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
+        "malloc_env": allocator.user_settings(),
         "compiled_loops": fast_loops.compiled() is not None,
         "loadavg_before": _loadavg(),
         "device_settings": device_record(device, "32-true"),  # CUDA / cuDNN versions and flags (TF32), threads

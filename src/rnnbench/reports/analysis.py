@@ -245,11 +245,11 @@ def current_protocol(
     if not study.hypotheses:
         return list(records), []
     stops = eval_stops(study)
-    old = [
-        r for r in records if r.get("stage") == "eval" and bool((r.get("config") or {}).get("stop_on_solve")) != stops
-    ]
-    left_out = {id(r) for r in old}
-    return [r for r in records if id(r) not in left_out], old
+
+    def earlier(record: dict[str, Any]) -> bool:
+        return record.get("stage") == "eval" and bool((record.get("config") or {}).get("stop_on_solve")) != stops
+
+    return [r for r in records if not earlier(r)], [r for r in records if earlier(r)]
 
 
 def analyses(records: Sequence[dict[str, Any]]) -> list[Analysis]:
