@@ -39,6 +39,7 @@ FIXED = {
         "threads": 2,
         "malloc_env": {},
         "compiled_loops": True,
+        "packed_loops": True,
         "loadavg_before": [0.5, 0.4, 0.3],
         "loadavg_after": [0.9, 0.5, 0.3],
         "device_settings": {},

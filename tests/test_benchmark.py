@@ -56,9 +56,11 @@ def test_json_schema(doc: dict) -> None:
     data = doc["json"]
     assert (data["schema"], data["version"]) == (SCHEMA, SCHEMA_VERSION)
     env = data["environment"]
-    for key in ("torch", "cpu", "device", "threads", "malloc_env", "compiled_loops", "loadavg_before", "loadavg_after"):
+    keys = ("torch", "cpu", "device", "threads", "malloc_env", "compiled_loops", "packed_loops", "loadavg_before")
+    for key in (*keys, "loadavg_after"):
         assert key in env
     assert env["threads"] == 1 and isinstance(env["compiled_loops"], bool) and isinstance(env["malloc_env"], dict)
+    assert isinstance(env["packed_loops"], bool) and (env["compiled_loops"] or not env["packed_loops"])
     assert isinstance(env["malloc"], dict) and set(env["malloc"]) <= {"mmap_threshold", "trim_threshold"}
     assert env["device_settings"]["accelerator"] == "cpu" and env["device_settings"]["precision"] == "32-true"
     assert data["settings"]["reference"] == {"cell": "lstm", "impl": "torch.nn"}

@@ -4,6 +4,7 @@ with their time loops in Python and compiled (fast_loops.cpp); the compiled loop
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -159,6 +160,72 @@ def test_compiled_equals_python_loops(cell: str, masked: bool, monkeypatch: pyte
     tolerance = 1e-6 if masked else 1e-5
     for got, want in zip(compiled, python, strict=True):
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.fixture
+def packed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The compiled loops with the packed-weight loops available (skipped where they cannot run: no compiler, or a
+    CPU without AVX2 and FMA); switched back on afterwards."""
+    monkeypatch.setenv(fast_loops.ENV, "1")
+    module = fast_loops.compiled()
+    if module is None:
+        pytest.skip("the compiled loops cannot be built here (no C++ compiler or ninja)")
+    module.use_packed(True)
+    if not module.packed_available():
+        pytest.skip("the packed loops need x86-64 with AVX2 and FMA")
+    yield module
+    module.use_packed(True)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """torch's intra-op thread count for the test (the packed loops share each step among that many threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_packed_loops_equal_the_aten_matmul_loops(
+    cell: str, dtype: torch.dtype, packed: ModuleType, threads: int
+) -> None:
+    """The packed loops (their own AVX2 matmul on packed weights, threads sharing each step by hidden units) equal
+    the fused loops that call ATen's matmul, values and gradients. 70 units make a thread's last panel partial
+    (float32: 48 + 22 units, panels of 16; float64: 40 + 30, panels of 8), 7 rows a 6-row block and a 1-row tail,
+    and the backward's K = 4H = 280 two K chunks (256 + 24). The matmuls sum in another order: float32 agrees to
+    1e-4 here (sums of 70-280 terms of size ~4, compounded over 4 steps and the backward), float64 to 1e-12."""
+    leaves, _ = _inputs(cell, masked=False, steps=4, batch=7, hidden=70, dtype=dtype)
+    blocks = 3 if cell == "gru" else 4
+    assert packed.packed_threads(7, 70, blocks) == threads
+    weights = [torch.randn(4, 7, 70, dtype=dtype), torch.randn(7, 70, dtype=dtype), torch.randn(7, 70, dtype=dtype)]
+    before = packed.packed_calls()
+    fast = _run(cell, leaves, None, weights)
+    assert [n - b for n, b in zip(packed.packed_calls(), before, strict=True)] == [1, 1]
+    packed.use_packed(False)
+    before = packed.packed_calls()
+    aten = _run(cell, leaves, None, weights)
+    assert packed.packed_calls() == before
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-12
+    for got, want in zip(fast, aten, strict=True):
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_packed_loops_gradcheck_on_two_threads(cell: str, packed: ModuleType) -> None:
+    """float64 gradcheck of the packed loops with two threads sharing each step (32 units, 11 rows: above the
+    size under which one thread runs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        leaves, _ = _inputs(cell, masked=False, steps=3, batch=11, hidden=32, dtype=torch.float64)
+        assert packed.packed_threads(11, 32, 3 if cell == "gru" else 4) == 2
+        calls = packed.packed_calls()
+        assert torch.autograd.gradcheck(lambda *xs: tuple(_layer(cell, list(xs), None)), leaves, fast_mode=True)
+        assert all(n > b for n, b in zip(packed.packed_calls(), calls, strict=True))
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("value", "on"), [("0", False), ("false", False), ("OFF", False), ("no", False),

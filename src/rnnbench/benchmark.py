@@ -33,7 +33,8 @@ JSON (`--json PATH`, or `--print-json` for stdout, as PyTorch's benchmarks/fastr
                      "malloc_env" (the user's own: MALLOC_* variables, glibc.malloc GLIBC_TUNABLES),
                      "malloc" (what training/allocator.py applied: {"mmap_threshold", "trim_threshold"} in
                      bytes, {} where nothing),
-                     "compiled_loops" (bool: fast_loops in use), "loadavg_before", "loadavg_after" ([1, 5, 15 min]),
+                     "compiled_loops" (bool: fast_loops in use), "packed_loops" (bool: their packed-weight AVX2
+                     matmuls too), "loadavg_before", "loadavg_after" ([1, 5, 15 min]),
                      "device_settings" (run.json's `device` block: CUDA / cuDNN versions and flags, TF32)},
      "settings": {"repeats", "warmup", "modes", "reference": {"cell": "lstm", "impl": "torch.nn"},
                   "memory": <how peak memory was measured>},
@@ -304,6 +305,7 @@ def _loadavg() -> list[float]:
 
 def environment(device: torch.device, threads: int) -> dict[str, Any]:
     """What the figures depend on besides the code: versions, CPU, threads, glibc malloc settings."""
+    loops = fast_loops.compiled()
     return {
         "torch": torch.__version__,
         "python": sys.version.split()[0],
@@ -313,7 +315,8 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": threads,
         "malloc_env": allocator.user_settings(),
-        "compiled_loops": fast_loops.compiled() is not None,
+        "compiled_loops": loops is not None,
+        "packed_loops": loops is not None and loops.packed_available(),
         "loadavg_before": _loadavg(),
         "device_settings": device_record(device, "32-true"),  # CUDA / cuDNN versions and flags (TF32), threads
     }
@@ -480,7 +483,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     }
     tables = f"{markdown(doc)}\n\nSame-implementation ratios:\n\n{ratios_markdown(cost_ratios(doc))}\n"
     header = (
-        f"torch {env['torch']}, {env['device']}, {args.threads} threads, compiled loops {env['compiled_loops']}, "
+        f"torch {env['torch']}, {env['device']}, {args.threads} threads, compiled loops {env['compiled_loops']} "
+        f"(packed {env['packed_loops']}), "
         f"malloc env {env['malloc_env']}, malloc tuned {env['malloc']}, "
         f"load {env['loadavg_before']} -> {env['loadavg_after']}"
     )

@@ -12,16 +12,27 @@
 //
 // Each step's ATen elementwise ops run on one thread (c10::ParallelGuard), the matmuls on all of torch's. A (B, 4H)
 // op is a few microseconds of work, less than waking and joining OpenMP threads, which on a loaded machine can wait
-// for a core; oneDNN's fused kernel likewise parallelises the step, not each op. The fused loops are serial too.
+// for a core; oneDNN's fused kernel likewise parallelises the step, not each op. The fused elementwise loops are
+// serial too, except in the packed loops (below), where each thread runs its own hidden units' share of a step.
 // Elementwise results do not depend on the thread count.
 #include <c10/util/ParallelGuard.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 using at::Tensor;
 
@@ -81,14 +92,14 @@ RNNBENCH_INLINE T sigmoid(T x) {
 template <typename T, bool Peep>
 RNNBENCH_INLINE void lstm_cell_forward(T* __restrict__ a, const T* __restrict__ c_prev, const T* __restrict__ w_p,
                               T* __restrict__ c_new, T* __restrict__ tc, T* __restrict__ h_new, int64_t rows,
-                              int64_t hidden) {
+                              int64_t hidden, int64_t j0, int64_t j1) {
   for (int64_t b = 0; b < rows; ++b) {
     T* __restrict__ row = a + b * 4 * hidden;
     const T* __restrict__ cp = c_prev + b * hidden;
     T* __restrict__ cn = c_new + b * hidden;
     T* __restrict__ tcr = tc + b * hidden;
     T* __restrict__ hr = h_new + b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       T pre_i = row[j], pre_f = row[hidden + j], pre_o = row[3 * hidden + j];
       if (Peep) {
         pre_i += w_p[j] * cp[j];
@@ -116,12 +127,13 @@ RNNBENCH_INLINE void lstm_cell_forward(T* __restrict__ a, const T* __restrict__ 
 template <typename T, bool Peep>
 RNNBENCH_INLINE void lstm_cell_backward(const T* __restrict__ a, const T* __restrict__ c_prev, const T* __restrict__ tc,
                                const T* __restrict__ w_p, const T* __restrict__ dh, T* __restrict__ dc,
-                               T* __restrict__ dg, int64_t rows, int64_t hidden) {
+                               T* __restrict__ dg, int64_t rows, int64_t hidden, int64_t j0,
+                               int64_t j1) {
   for (int64_t b = 0; b < rows; ++b) {
     const T* __restrict__ row = a + b * 4 * hidden;
     T* __restrict__ drow = dg + b * 4 * hidden;
     const int64_t at = b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T i = row[j], f = row[hidden + j], g = row[2 * hidden + j], o = row[3 * hidden + j];
       const T t = tc[at + j], d_h = dh[at + j];
       const T k_i = (i - i * i) * g, k_f = (f - f * f) * c_prev[at + j];
@@ -145,10 +157,11 @@ RNNBENCH_INLINE void lstm_cell_backward(const T* __restrict__ a, const T* __rest
 // fill a (rows, 3H) with r, z, n and h_new (rows, H). tanh as 2 sigmoid(2x) - 1, the one transcendental here.
 template <typename T>
 RNNBENCH_INLINE void gru_cell_forward(const T* __restrict__ gx, const T* __restrict__ gh, const T* __restrict__ h,
-                                      T* __restrict__ a, T* __restrict__ h_new, int64_t rows, int64_t hidden) {
+                                      T* __restrict__ a, T* __restrict__ h_new, int64_t rows, int64_t hidden,
+                                      int64_t j0, int64_t j1) {
   for (int64_t b = 0; b < rows; ++b) {
     const int64_t at3 = b * 3 * hidden, at = b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T r = sigmoid(gx[at3 + j] + gh[at3 + j]);
       const T z = sigmoid(gx[at3 + hidden + j] + gh[at3 + hidden + j]);
       const T s_n = sigmoid(T(2) * (gx[at3 + 2 * hidden + j] + r * gh[at3 + 2 * hidden + j]));
@@ -167,10 +180,11 @@ template <typename T>
 RNNBENCH_INLINE void gru_cell_backward(const T* __restrict__ a, const T* __restrict__ gh,
                                        const T* __restrict__ h_prev, const T* __restrict__ dh,
                                        const T* __restrict__ out_prev, T* __restrict__ dgx, T* __restrict__ dgh,
-                                       T* __restrict__ carry, int64_t rows, int64_t hidden) {
+                                       T* __restrict__ carry, int64_t rows, int64_t hidden, int64_t j0,
+                                       int64_t j1) {
   for (int64_t b = 0; b < rows; ++b) {
     const int64_t at3 = b * 3 * hidden, at = b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T r = a[at3 + j], z = a[at3 + hidden + j], n = a[at3 + 2 * hidden + j], d_h = dh[at + j];
       const T d_n = (T(1) - n * n) * (d_h - d_h * z);
       const T d_z = (z - z * z) * (h_prev[at + j] - n) * d_h;
@@ -187,22 +201,24 @@ RNNBENCH_INLINE void gru_cell_backward(const T* __restrict__ a, const T* __restr
 }
 
 // The compiled entry points of the cell loops above, overloaded per dtype, each cloned per CPU target (the
-// peephole branch is taken once per step, outside the loops).
+// peephole branch is taken once per step, outside the loops). Each works on the hidden units [j0, j1) of every row:
+// a step's units are independent of each other, so threads can share a step by units (`over_units`).
 #define RNNBENCH_LSTM_CELL(T)                                                                                      \
   RNNBENCH_CLONES void lstm_forward_cell(bool peep, T* a, const T* c_prev, const T* w_p, T* c_new, T* tc,         \
-                                         T* h_new, int64_t rows, int64_t hidden) {                                \
+                                         T* h_new, int64_t rows, int64_t hidden, int64_t j0, int64_t j1) {        \
     if (peep) {                                                                                                  \
-      lstm_cell_forward<T, true>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);                                \
+      lstm_cell_forward<T, true>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden, j0, j1);                        \
     } else {                                                                                                     \
-      lstm_cell_forward<T, false>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden);                               \
+      lstm_cell_forward<T, false>(a, c_prev, w_p, c_new, tc, h_new, rows, hidden, j0, j1);                       \
     }                                                                                                            \
   }                                                                                                              \
   RNNBENCH_CLONES void lstm_backward_cell(bool peep, const T* a, const T* c_prev, const T* tc, const T* w_p,      \
-                                          const T* dh, T* dc, T* dg, int64_t rows, int64_t hidden) {              \
+                                          const T* dh, T* dc, T* dg, int64_t rows, int64_t hidden, int64_t j0,    \
+                                          int64_t j1) {                                                           \
     if (peep) {                                                                                                  \
-      lstm_cell_backward<T, true>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);                                 \
+      lstm_cell_backward<T, true>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden, j0, j1);                         \
     } else {                                                                                                     \
-      lstm_cell_backward<T, false>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden);                                \
+      lstm_cell_backward<T, false>(a, c_prev, tc, w_p, dh, dc, dg, rows, hidden, j0, j1);                        \
     }                                                                                                            \
   }
 RNNBENCH_LSTM_CELL(float)
@@ -210,16 +226,206 @@ RNNBENCH_LSTM_CELL(double)
 #undef RNNBENCH_LSTM_CELL
 #define RNNBENCH_GRU_CELL(T)                                                                                       \
   RNNBENCH_CLONES void gru_forward_cell(const T* gx, const T* gh, const T* h, T* a, T* h_new, int64_t rows,        \
-                                        int64_t hidden) {                                                         \
-    gru_cell_forward<T>(gx, gh, h, a, h_new, rows, hidden);                                                      \
+                                        int64_t hidden, int64_t j0, int64_t j1) {                                 \
+    gru_cell_forward<T>(gx, gh, h, a, h_new, rows, hidden, j0, j1);                                              \
   }                                                                                                              \
   RNNBENCH_CLONES void gru_backward_cell(const T* a, const T* gh, const T* h_prev, const T* dh, const T* out_prev, \
-                                         T* dgx, T* dgh, T* carry, int64_t rows, int64_t hidden) {                \
-    gru_cell_backward<T>(a, gh, h_prev, dh, out_prev, dgx, dgh, carry, rows, hidden);                            \
+                                         T* dgx, T* dgh, T* carry, int64_t rows, int64_t hidden, int64_t j0,      \
+                                         int64_t j1) {                                                            \
+    gru_cell_backward<T>(a, gh, h_prev, dh, out_prev, dgx, dgh, carry, rows, hidden, j0, j1);                    \
   }
 RNNBENCH_GRU_CELL(float)
 RNNBENCH_GRU_CELL(double)
 #undef RNNBENCH_GRU_CELL
+
+// Threads for a time loop: torch's intra-op count, at most one per 16 hidden units, one where a step's matmul is
+// under 32k multiply-adds (a few microseconds: less than a barrier's cost on a loaded machine).
+int threads_for(int64_t rows, int64_t hidden, int64_t blocks) {
+  const int64_t work = rows * blocks * hidden * hidden;
+  if (work < (int64_t(1) << 15)) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), hidden / 16)));
+}
+
+// Thread `part` of `parts`' hidden units, whole panels of `width` where there are enough units.
+std::pair<int64_t, int64_t> units_of(int64_t part, int64_t parts, int64_t hidden, int64_t width) {
+  const int64_t per = std::min(hidden, (hidden + parts * width - 1) / (parts * width) * width);
+  return {std::min(hidden, part * per), std::min(hidden, (part + 1) * per)};
+}
+
+// The packed loops apply where the CPU has AVX2 and FMA, unless switched off (`use_packed`, for the tests that
+// hold them equal to the ATen-matmul fused loops).
+std::atomic<bool> packed_wanted{true};
+
+// ---- The recurrent matmul on packed weights, threads sharing each step by hidden units ----
+// Why: at B32 H256 the 200 recurrent matmuls h (B, H) @ W (H, 4H) of a forward took 37.6 ms in MKL at 2 threads,
+// more than torch.nn.LSTM's whole forward: a library GEMM called once per step repacks W every call, gains only
+// 1.5x from the second thread at these small M, and its threads join after every op. Here each thread packs, once
+// per time loop, the columns of W that feed its own hidden units (its slice stays in its core's L2 cache over the
+// steps), multiplies them with a register-blocked AVX2 kernel and runs its units' elementwise step itself; threads
+// meet at one barrier per step (oneDNN's RNN scheme, Appleyard et al. 2016 on GPUs). Measured (B32 T200 H256, one
+// process, quiet 2-core machine): the recurrent matmuls 26 ms vs MKL's 42-45 ms at 2 threads, 45 vs 56 ms at one.
+// x86-64 with AVX2 and FMA only (checked at run time); elsewhere the fused loops call ATen's matmul as before.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RNNBENCH_AVX2 __attribute__((target("avx2,fma")))
+
+template <typename T>
+struct Simd;
+template <>
+struct Simd<float> {
+  using V = __m256;
+  static constexpr int lanes = 8;
+  RNNBENCH_AVX2 static V zero() { return _mm256_setzero_ps(); }
+  RNNBENCH_AVX2 static V load(const float* p) { return _mm256_loadu_ps(p); }
+  RNNBENCH_AVX2 static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  RNNBENCH_AVX2 static V splat(const float* p) { return _mm256_broadcast_ss(p); }
+  RNNBENCH_AVX2 static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  RNNBENCH_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+template <>
+struct Simd<double> {
+  using V = __m256d;
+  static constexpr int lanes = 4;
+  RNNBENCH_AVX2 static V zero() { return _mm256_setzero_pd(); }
+  RNNBENCH_AVX2 static V load(const double* p) { return _mm256_loadu_pd(p); }
+  RNNBENCH_AVX2 static void store(double* p, V x) { _mm256_storeu_pd(p, x); }
+  RNNBENCH_AVX2 static V splat(const double* p) { return _mm256_broadcast_sd(p); }
+  RNNBENCH_AVX2 static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  RNNBENCH_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
+};
+
+bool avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// c[0:MR, 0:cols] += a[0:MR, 0:K] @ panel, panel (K, NR) k-major, NR = 2 vectors: the MR x NR block of C stays in
+// 2 MR registers over the whole K loop (MR <= 6: 12 accumulators, 2 loads and a broadcast, 16 ymm registers).
+template <typename T, int MR>
+RNNBENCH_AVX2 void kernel(const T* a, int64_t lda, const T* panel, int64_t k_len, T* c, int64_t ldc, int64_t cols) {
+  using S = Simd<T>;
+  constexpr int L = S::lanes;
+  typename S::V c00 = S::zero(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+                c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < k_len; ++k) {
+    const typename S::V b0 = S::load(panel + k * 2 * L), b1 = S::load(panel + k * 2 * L + L);
+#define RNNBENCH_ROW(r)                                     \
+  if constexpr (MR > r) {                                   \
+    const typename S::V x = S::splat(a + r * lda + k);      \
+    c##r##0 = S::fma(x, b0, c##r##0);                       \
+    c##r##1 = S::fma(x, b1, c##r##1);                       \
+  }
+    RNNBENCH_ROW(0) RNNBENCH_ROW(1) RNNBENCH_ROW(2) RNNBENCH_ROW(3) RNNBENCH_ROW(4) RNNBENCH_ROW(5)
+#undef RNNBENCH_ROW
+  }
+  T spill[2 * L];  // a last, narrower panel adds through a buffer
+#define RNNBENCH_OUT(r)                                                      \
+  if constexpr (MR > r) {                                                    \
+    T* row = c + r * ldc;                                                    \
+    if (cols == 2 * L) {                                                     \
+      S::store(row, S::add(S::load(row), c##r##0));                          \
+      S::store(row + L, S::add(S::load(row + L), c##r##1));                  \
+    } else {                                                                 \
+      S::store(spill, c##r##0);                                              \
+      S::store(spill + L, c##r##1);                                          \
+      for (int64_t j = 0; j < cols; ++j) row[j] += spill[j];                 \
+    }                                                                        \
+  }
+  RNNBENCH_OUT(0) RNNBENCH_OUT(1) RNNBENCH_OUT(2) RNNBENCH_OUT(3) RNNBENCH_OUT(4) RNNBENCH_OUT(5)
+#undef RNNBENCH_OUT
+}
+
+// The columns {g * stride + j : g < blocks, j0 <= j < j1} of a (K, N) matrix (any strides): the weights that feed
+// hidden units j0..j1 through each of the `blocks` gates, packed in panels of NR columns, each block's last panel
+// zero-padded.
+template <typename T>
+struct Packed {
+  static constexpr int64_t NR = 2 * Simd<T>::lanes;
+  int64_t k_len = 0, blocks = 0, stride = 0, j0 = 0, j1 = 0, panels = 0;  // panels per block
+  std::vector<T> data;
+
+  Packed(const Tensor& w, int64_t blocks_, int64_t stride_, int64_t j0_, int64_t j1_)
+      : k_len(w.size(0)), blocks(blocks_), stride(stride_), j0(j0_), j1(j1_), panels((j1_ - j0_ + NR - 1) / NR) {
+    data.assign(blocks * panels * k_len * NR, T(0));
+    const T* src = w.data_ptr<T>();
+    const int64_t sk = w.stride(0), sn = w.stride(1);
+    T* out = data.data();
+    for (int64_t g = 0; g < blocks; ++g) {
+      for (int64_t p = 0; p < panels; ++p, out += k_len * NR) {
+        const int64_t first = g * stride + j0 + p * NR, cols = std::min(NR, j1 - j0 - p * NR);
+        for (int64_t k = 0; k < k_len; ++k) {
+          for (int64_t j = 0; j < cols; ++j) out[k * NR + j] = src[k * sk + (first + j) * sn];
+        }
+      }
+    }
+  }
+
+  // c[r, g * stride + j] += sum_k a[r, k] w[k, g * stride + j] for every row r < rows and packed column. K runs
+  // in chunks of KC so that a panel's chunk (16 KiB) stays in L1 over all the row blocks (the backward's K = 4H
+  // panels would stream from L2 otherwise).
+  RNNBENCH_AVX2 void multiply_add(const T* a, int64_t lda, int64_t rows, T* c, int64_t ldc) const {
+    constexpr int64_t KC = 256;
+    const T* panel = data.data();
+    for (int64_t g = 0; g < blocks; ++g) {
+      for (int64_t p = 0; p < panels; ++p, panel += k_len * NR) {
+        const int64_t first = g * stride + j0 + p * NR, cols = std::min(NR, j1 - j0 - p * NR);
+        for (int64_t k0 = 0; k0 < k_len; k0 += KC) {
+          const int64_t kc = std::min(KC, k_len - k0);
+          const T* chunk = panel + k0 * NR;
+          int64_t r = 0;
+          for (; r + 6 <= rows; r += 6) kernel<T, 6>(a + r * lda + k0, lda, chunk, kc, c + r * ldc + first, ldc, cols);
+          const T* a_r = a + r * lda + k0;
+          T* c_r = c + r * ldc + first;
+          switch (rows - r) {
+            case 5: kernel<T, 5>(a_r, lda, chunk, kc, c_r, ldc, cols); break;
+            case 4: kernel<T, 4>(a_r, lda, chunk, kc, c_r, ldc, cols); break;
+            case 3: kernel<T, 3>(a_r, lda, chunk, kc, c_r, ldc, cols); break;
+            case 2: kernel<T, 2>(a_r, lda, chunk, kc, c_r, ldc, cols); break;
+            case 1: kernel<T, 1>(a_r, lda, chunk, kc, c_r, ldc, cols); break;
+            default: break;
+          }
+        }
+      }
+    }
+  }
+};
+
+bool packable() { return packed_wanted.load() && avx2_fma(); }
+
+// One weight packing per part (thread) for `parts` parts, made before the threads start (an allocation failure is
+// an ordinary exception here, not one thrown inside an OpenMP region).
+template <typename T>
+std::vector<Packed<T>> pack_parts(const Tensor& w, int64_t blocks, int64_t hidden, int parts) {
+  std::vector<Packed<T>> packs;
+  for (int part = 0; part < parts; ++part) {
+    const auto [j0, j1] = units_of(part, parts, hidden, Packed<T>::NR);
+    packs.emplace_back(w, blocks, hidden, j0, j1);
+  }
+  return packs;
+}
+
+// Runs steps t = 0..steps-1 (reversed if asked) on `parts` threads: first(t, part), a barrier, then second(t, part).
+// A thread that the OpenMP runtime did not start (a smaller team) has its parts taken by the others, so every part
+// runs each step before the barrier whatever the team's size. Nothing in first / second may throw.
+template <typename First, typename Second>
+void over_units(int64_t steps, bool reversed, int parts, const First& first, const Second& second) {
+#pragma omp parallel num_threads(parts)
+  {
+#ifdef _OPENMP
+    const int team = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+    const int team = 1, id = 0;
+#endif
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t t = reversed ? steps - 1 - s : s;
+      for (int part = id; part < parts; part += team) first(t, part);
+#pragma omp barrier
+      for (int part = id; part < parts; part += team) second(t, part);
+    }
+  }
+}
+#else
+bool packable() { return false; }
+#endif
 
 template <typename T>
 const T* data_or_null(const c10::optional<Tensor>& x) {
@@ -229,6 +435,8 @@ const T* data_or_null(const c10::optional<Tensor>& x) {
 // Time loops run fused since the module loaded (forward and backward counted apart), so that tests can tell that
 // an unmasked layer took the fused loops and a masked one the ATen ops.
 std::atomic<int64_t> fused_forwards{0}, fused_backwards{0};
+// Of those, the ones that ran on packed weights (`packable`).
+std::atomic<int64_t> packed_forwards{0}, packed_backwards{0};
 
 // Whether the fused loops apply: no mask, float32 / float64, and every tensor they index by pointer (the
 // peepholes too, where given) dense, on the CPU and of one dtype. The matmuls' operands may be laid out anyhow.
@@ -261,7 +469,7 @@ void lstm_forward_fused(const Tensor& h0, const Tensor& w2_t, const c10::optiona
     a.addmm_(h, w2_t);
     Tensor h_new = out.select(0, t);
     lstm_forward_cell(peep != nullptr, ap, cs.select(0, t).data_ptr<T>(), peep, cs.select(0, t + 1).data_ptr<T>(),
-                      tcs.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden);
+                      tcs.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden, 0, hidden);
     h = h_new;
   }
 }
@@ -279,7 +487,7 @@ std::vector<Tensor> lstm_backward_fused(const Tensor& grad_out, const Tensor& dh
     Tensor dg = dgates.select(0, t);
     lstm_backward_cell(peep != nullptr, acts.select(0, t).data_ptr<T>(), cs.select(0, t).data_ptr<T>(),
                        tcs.select(0, t).data_ptr<T>(), peep, dh.data_ptr<T>(), dc.data_ptr<T>(), dg.data_ptr<T>(),
-                       rows, hidden);
+                       rows, hidden, 0, hidden);
     dh = t > 0 ? at::addmm(grad_out.select(0, t - 1), dg, w_hh) : at::mm(dg, w_hh);
   }
   return {dh, dc};
@@ -295,7 +503,7 @@ void gru_forward_fused(const Tensor& gx, const Tensor& h0, const Tensor& w_t, co
     Tensor g = gh.select(0, t), h_new = out.select(0, t);
     at::addmm_out(g, b_hh, h, w_t);
     gru_forward_cell(gx.select(0, t).data_ptr<T>(), g.data_ptr<T>(), h.data_ptr<T>(),
-                     acts.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden);
+                     acts.select(0, t).data_ptr<T>(), h_new.data_ptr<T>(), rows, hidden, 0, hidden);
     h = h_new;
   }
 }
@@ -312,11 +520,144 @@ Tensor gru_backward_fused(const Tensor& grad_out, const Tensor& dh0, const Tenso
     gru_backward_cell(acts.select(0, t).data_ptr<T>(), gh.select(0, t).data_ptr<T>(),
                       (t > 0 ? hs.select(0, t - 1) : h_first).data_ptr<T>(), dh.data_ptr<T>(),
                       t > 0 ? go.select(0, t - 1).data_ptr<T>() : nullptr, dgx.select(0, t).data_ptr<T>(),
-                      dg.data_ptr<T>(), carry.data_ptr<T>(), rows, hidden);
+                      dg.data_ptr<T>(), carry.data_ptr<T>(), rows, hidden, 0, hidden);
     dh = at::addmm(carry, dg, w_hh);
   }
   return dh;
 }
+#ifdef RNNBENCH_AVX2
+// Whether the packed loops can take these tensors: the fused loops' conditions (checked before) and every other
+// operand of the same dtype on the CPU (the packing and the kernel read them by pointer, whatever their strides).
+bool packable_with(const Tensor& like, std::initializer_list<Tensor> operands) {
+  if (!packable()) return false;
+  for (const Tensor& x : operands) {
+    if (x.scalar_type() != like.scalar_type() || x.device().type() != at::kCPU) return false;
+  }
+  return true;
+}
+
+
+// The unmasked LSTM forward on packed weights, threads sharing each step by units (lstm_forward's contract and
+// lstm_forward_fused's arithmetic; only the matmul's sums run in another order).
+template <typename T>
+void lstm_forward_packed(const Tensor& h0, const Tensor& w2_t, const T* peep, Tensor acts, Tensor out, Tensor cs,
+                         Tensor tcs) {
+  const int64_t steps = acts.size(0), rows = acts.size(1), hidden = out.size(2), width = 4 * hidden;
+  const int64_t plane = rows * hidden;
+  const int parts = threads_for(rows, hidden, 4);
+  const std::vector<Packed<T>> packs = pack_parts<T>(w2_t, 4, hidden, parts);
+  const Tensor h_first = h0.contiguous();
+  const T* h0p = h_first.data_ptr<T>();
+  T *a = acts.data_ptr<T>(), *o = out.data_ptr<T>(), *c = cs.data_ptr<T>(), *tc = tcs.data_ptr<T>();
+  over_units(
+      steps, false, parts,
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        T* a_t = a + t * rows * width;
+        for (int64_t b = 0; b < rows; ++b) {  // 2 gx_g, then + 2 h W_g: 2 * (g pre-activation)
+          T* g = a_t + b * width + 2 * hidden;
+          for (int64_t j = w.j0; j < w.j1; ++j) g[j] += g[j];
+        }
+        w.multiply_add(t > 0 ? o + (t - 1) * plane : h0p, hidden, rows, a_t, width);
+        lstm_forward_cell(peep != nullptr, a_t, c + t * plane, peep, c + (t + 1) * plane, tc + t * plane,
+                          o + t * plane, rows, hidden, w.j0, w.j1);
+      },
+      [](int64_t, int) {});
+}
+
+// The unmasked LSTM backward on packed weights (lstm_backward's contract): per step each thread's units' deltas,
+// a barrier, then its units' dh_{t-1} = grad_out_{t-1} + dgates_t W_hh.
+template <typename T>
+std::vector<Tensor> lstm_backward_packed(const Tensor& grad_out, const Tensor& dh0, const Tensor& dc0,
+                                         const Tensor& acts, const Tensor& cs, const Tensor& tcs, const Tensor& w_hh,
+                                         const T* peep, Tensor dgates) {
+  const int64_t steps = acts.size(0), rows = acts.size(1), hidden = tcs.size(2), width = 4 * hidden;
+  const int64_t plane = rows * hidden;
+  const int parts = threads_for(rows, hidden, 4);
+  const std::vector<Packed<T>> packs = pack_parts<T>(w_hh, 1, hidden, parts);
+  Tensor dh = dh0.clone(at::MemoryFormat::Contiguous), dc = dc0.clone(at::MemoryFormat::Contiguous);
+  const Tensor go = grad_out.contiguous();
+  const T *a = acts.data_ptr<T>(), *c = cs.data_ptr<T>(), *tc = tcs.data_ptr<T>(), *g_out = go.data_ptr<T>();
+  T *dhp = dh.data_ptr<T>(), *dcp = dc.data_ptr<T>(), *dg = dgates.data_ptr<T>();
+  over_units(
+      steps, true, parts,
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        lstm_backward_cell(peep != nullptr, a + t * rows * width, c + t * plane, tc + t * plane, peep, dhp, dcp,
+                           dg + t * rows * width, rows, hidden, w.j0, w.j1);
+      },
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        const T* base = t > 0 ? g_out + (t - 1) * plane : nullptr;  // the output's gradient of step t-1
+        for (int64_t b = 0; b < rows; ++b) {
+          for (int64_t j = w.j0; j < w.j1; ++j) dhp[b * hidden + j] = base ? base[b * hidden + j] : T(0);
+        }
+        w.multiply_add(dg + t * rows * width, width, rows, dhp, hidden);
+      });
+  return {dh, dc};
+}
+
+// The unmasked GRU forward on packed weights (gru_forward's contract): gh_t = b_hh + h W_hh^T per thread's units.
+template <typename T>
+void gru_forward_packed(const Tensor& gx, const Tensor& h0, const Tensor& w_t, const Tensor& b_hh, Tensor acts,
+                        Tensor gh, Tensor out) {
+  const int64_t steps = gx.size(0), rows = gx.size(1), hidden = out.size(2), width = 3 * hidden;
+  const int64_t plane = rows * hidden;
+  const int parts = threads_for(rows, hidden, 3);
+  const std::vector<Packed<T>> packs = pack_parts<T>(w_t, 3, hidden, parts);
+  const Tensor h_first = h0.contiguous(), bias = b_hh.contiguous();
+  const T *h0p = h_first.data_ptr<T>(), *bp = bias.data_ptr<T>(), *x = gx.data_ptr<T>();
+  T *a = acts.data_ptr<T>(), *g = gh.data_ptr<T>(), *o = out.data_ptr<T>();
+  over_units(
+      steps, false, parts,
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        T* g_t = g + t * rows * width;
+        const T* h = t > 0 ? o + (t - 1) * plane : h0p;
+        for (int64_t b = 0; b < rows; ++b) {
+          for (int64_t k = 0; k < 3; ++k) {
+            for (int64_t j = w.j0; j < w.j1; ++j) g_t[b * width + k * hidden + j] = bp[k * hidden + j];
+          }
+        }
+        w.multiply_add(h, hidden, rows, g_t, width);
+        gru_forward_cell(x + t * rows * width, g_t, h, a + t * rows * width, o + t * plane, rows, hidden, w.j0,
+                         w.j1);
+      },
+      [](int64_t, int) {});
+}
+
+// The unmasked GRU backward on packed weights (gru_backward's contract): each thread's units' deltas, a barrier,
+// then its units' dh_{t-1} = carry + dgh_t W_hh.
+template <typename T>
+Tensor gru_backward_packed(const Tensor& grad_out, const Tensor& dh0, const Tensor& acts, const Tensor& gh,
+                           const Tensor& h0, const Tensor& hs, const Tensor& w_hh, Tensor dgx, Tensor dgh) {
+  const int64_t steps = acts.size(0), rows = acts.size(1), hidden = hs.size(2), width = 3 * hidden;
+  const int64_t plane = rows * hidden;
+  const int parts = threads_for(rows, hidden, 3);
+  const std::vector<Packed<T>> packs = pack_parts<T>(w_hh, 1, hidden, parts);
+  const Tensor go = grad_out.contiguous(), h_first = h0.contiguous();
+  Tensor dh = dh0.clone(at::MemoryFormat::Contiguous), carry = at::empty_like(dh, at::MemoryFormat::Contiguous);
+  const T *a = acts.data_ptr<T>(), *g = gh.data_ptr<T>(), *h = hs.data_ptr<T>(), *g_out = go.data_ptr<T>();
+  const T* h0p = h_first.data_ptr<T>();
+  T *dhp = dh.data_ptr<T>(), *cp = carry.data_ptr<T>(), *dx = dgx.data_ptr<T>(), *dg = dgh.data_ptr<T>();
+  over_units(
+      steps, true, parts,
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        gru_backward_cell(a + t * rows * width, g + t * rows * width, t > 0 ? h + (t - 1) * plane : h0p, dhp,
+                          t > 0 ? g_out + (t - 1) * plane : nullptr, dx + t * rows * width, dg + t * rows * width, cp,
+                          rows, hidden, w.j0, w.j1);
+      },
+      [&](int64_t t, int part) {
+        const Packed<T>& w = packs[part];
+        for (int64_t b = 0; b < rows; ++b) {
+          for (int64_t j = w.j0; j < w.j1; ++j) dhp[b * hidden + j] = cp[b * hidden + j];
+        }
+        w.multiply_add(dg + t * rows * width, width, rows, dhp, hidden);
+      });
+  return dh;
+}
+#endif
 }  // namespace
 
 // LSTM / peephole LSTM forward over time. acts (T, B, 4H) holds gx on entry (its g block doubled here, step by
@@ -328,6 +669,13 @@ void lstm_forward(const Tensor& h0, const Tensor& c0, const Tensor& w2_t, const 
                   Tensor c_new_all, Tensor tcs) {
   if (fusable(mask, w_p, {acts, out, cs, tcs})) {
     AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_forward_fused", [&] {
+#ifdef RNNBENCH_AVX2
+      if (packable_with(acts, {h0, w2_t})) {
+        lstm_forward_packed<scalar_t>(h0, w2_t, data_or_null<scalar_t>(w_p), acts, out, cs, tcs);
+        ++packed_forwards;
+        return;
+      }
+#endif
       lstm_forward_fused<scalar_t>(h0, w2_t, w_p, acts, out, cs, tcs);
     });
     ++fused_forwards;
@@ -383,6 +731,14 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_out, Tensor dh, Tensor dc, 
       dc.scalar_type() == acts.scalar_type()) {
     std::vector<Tensor> result;
     AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward_fused", [&] {
+#ifdef RNNBENCH_AVX2
+      if (packable_with(acts, {grad_out, w_hh})) {
+        result = lstm_backward_packed<scalar_t>(grad_out, dh, dc, acts, cs, tcs, w_hh, data_or_null<scalar_t>(w_p),
+                                                dgates);
+        ++packed_backwards;
+        return;
+      }
+#endif
       result = lstm_backward_fused<scalar_t>(grad_out, dh, dc, acts, cs, tcs, w_hh, w_p, dgates);
     });
     ++fused_backwards;
@@ -433,6 +789,13 @@ void gru_forward(const Tensor& gx, const Tensor& h0, const Tensor& w_t, const Te
                  const c10::optional<Tensor>& mask, Tensor acts, Tensor gh, Tensor out, Tensor hs) {
   if (fusable(mask, c10::nullopt, {gx, acts, gh, out})) {
     AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_forward_fused", [&] {
+#ifdef RNNBENCH_AVX2
+      if (packable_with(acts, {h0, w_t, b_hh})) {
+        gru_forward_packed<scalar_t>(gx, h0, w_t, b_hh, acts, gh, out);
+        ++packed_forwards;
+        return;
+      }
+#endif
       gru_forward_fused<scalar_t>(gx, h0, w_t, b_hh, acts, gh, out);
     });
     ++fused_forwards;
@@ -466,6 +829,13 @@ Tensor gru_backward(const Tensor& grad_out, Tensor dh, const Tensor& acts, const
       grad_out.scalar_type() == acts.scalar_type() && h0.scalar_type() == acts.scalar_type()) {
     Tensor result;
     AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward_fused", [&] {
+#ifdef RNNBENCH_AVX2
+      if (packable_with(acts, {w_hh})) {
+        result = gru_backward_packed<scalar_t>(grad_out, dh, acts, gh, h0, hs, w_hh, dgx, dgh);
+        ++packed_backwards;
+        return;
+      }
+#endif
       result = gru_backward_fused<scalar_t>(grad_out, dh, acts, gh, h0, hs, w_hh, dgx, dgh);
     });
     ++fused_backwards;
@@ -512,4 +882,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
   m.def("fused_calls", [] { return std::vector<int64_t>{fused_forwards.load(), fused_backwards.load()}; });
+  m.def("packed_calls", [] { return std::vector<int64_t>{packed_forwards.load(), packed_backwards.load()}; });
+  m.def("use_packed", [](bool on) { return packed_wanted.exchange(on); });
+  m.def("packed_available", &packable);
+  m.def("packed_threads", &threads_for);
 }

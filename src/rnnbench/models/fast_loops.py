@@ -17,20 +17,16 @@ killed mid-way leaves torch's lock file behind; the next build clears it (`_excl
 
 On by default; `RNNBENCH_COMPILED_LOOPS=0` (or false/off/no) turns them off (the Python loops run, nothing is
 built). Measured (issue 19, `rnnbench-bench`, train step, 2 threads, 2-core machine): the ATen-op loops took 6-15 %
-off the Python loops' step (2026-12-02: 64x100x32x128 91.5 -> 77.8 ms; 32x200x64x256 257.5 -> 242.8 ms); with the
-fused step (2026-12-03, reports/bench) custom / torch.nn LSTM is 0.88x and 1.12x at those shapes (was 0.90x and
-1.14x), the peephole LSTM 1.09x and 1.17x (1.03x and 1.10x), forward only about 1.8-2.2x (it saves activations);
-at H = 4 a peephole layer's train step fell from 17.4 to 5.3 ms (one thread, B32 T200). The one-time build is paid
-once per machine (the cache), later processes load it in 0.2-0.5 s. Tried and dropped (2026-12-03): splitting each
-step's hidden units over the threads, each running a serial GEMM on its packed slice of W_hh and its units'
-elementwise work, one barrier per step (oneDNN's scheme); in one A/B process on this 2-core machine it was slower
-than MKL's threaded GEMM: train 1.07x / 1.17x torch.nn.LSTM vs 0.83x / 0.97x at 64x100x32x128 / 32x200x64x256.
-What bounds the custom path at 2 threads (2026-12-04, B32 T200 H256, one process): the 200 recurrent GEMMs alone
-(h (32, 256) @ W (256, 1024), MKL) take 37.6 ms, more than torch.nn.LSTM's whole forward (35.4 ms, its input
-projection included); at one thread 56.2 vs 67.6 ms. MKL's small-M GEMM gains 1.5x from a second thread where
-torch's oneDNN LSTM gains 2x, and splitting the GEMM's columns over the threads ourselves (two serial GEMMs per
-step) measured the same as MKL's threading (35-37 ms): the custom path is faster than torch.nn at one thread (the
-study's jobs: `threads: 1`; train 0.72x / 0.88x) and about level or slower at two (0.78x / 1.02-1.31x over runs).
+off the Python loops' step (2026-12-02: 64x100x32x128 91.5 -> 77.8 ms; 32x200x64x256 257.5 -> 242.8 ms); the fused
+elementwise step brought custom / torch.nn LSTM to 0.88x and 1.12x at those shapes (2026-12-03). What then bounded
+the custom path at 2 threads (2026-12-04, B32 T200 H256): the 200 recurrent matmuls h (32, 256) @ W (256, 1024) in
+MKL took 37.6 ms, more than torch.nn.LSTM's whole forward; MKL repacks W on every call and gains 1.5x from a second
+thread at M = 32, and splitting the steps over threads that each called MKL on their slice measured no better.
+Hence the packed loops (fast_loops.cpp): each thread packs its units' columns of W once per time loop, multiplies
+with its own register-blocked AVX2 kernel and runs its units' elementwise step, one barrier per step. In one
+process, A/B against the same loops calling MKL (train step, custom / torch.nn.LSTM, 2026-12-04): 64x100x32x128
+0.66-0.87x vs 0.90-0.97x, 32x200x64x256 0.84-0.89x vs 1.01-1.05x at 2 threads; at one thread 0.70x vs 0.76x and
+0.82x vs 0.92x. Where the CPU lacks AVX2 / FMA the fused loops call ATen's matmul.
 """
 
 from __future__ import annotations
@@ -50,8 +46,11 @@ SOURCE = Path(__file__).with_name("fast_loops.cpp")
 ENV = "RNNBENCH_COMPILED_LOOPS"
 # GCC vectorises the fused elementwise loops (and their float32 exp) only at -O3 (-O2's cost model keeps them
 # scalar) and, for the exp's clamps and float-to-int step, only without -ftrapping-math (nothing here reads the
-# floating-point exception flags). Part of the cache folder's name, as the source is.
-FLAGS = ("-O3", "-fno-trapping-math")
+# floating-point exception flags). -fopenmp for the packed loops' threads (one barrier per step): on Linux it links
+# libgomp.so.1, the OpenMP runtime torch itself loaded, so both share one runtime; elsewhere (Apple's clang has no
+# -fopenmp) the packed loops run on one thread. Part of the cache folder's name, as the source is.
+OPENMP = ("-fopenmp",) if sys.platform.startswith("linux") else ()
+FLAGS = ("-O3", "-fno-trapping-math", *OPENMP)
 _state: dict[str, ModuleType | None] = {}
 
 
@@ -138,7 +137,12 @@ def _build() -> ModuleType | None:
     try:
         with _exclusive(folder):
             return cpp_extension.load(
-                name=name, sources=[str(SOURCE)], extra_cflags=list(FLAGS), build_directory=str(folder), verbose=False
+                name=name,
+                sources=[str(SOURCE)],
+                extra_cflags=list(FLAGS),
+                extra_ldflags=list(OPENMP),
+                build_directory=str(folder),
+                verbose=False,
             )
     except (OSError, RuntimeError, ImportError) as err:  # no compiler / ninja, or a failed build
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -129,9 +129,10 @@ def environment_line(doc: Mapping[str, Any]) -> str:
     tuned = " ".join(f"{k} {v >> 20} MiB" for k, v in sorted((env.get("malloc") or {}).items()))
     malloc = malloc or (f"tuned by rnnbench ({tuned})" if tuned else "default")
     load = env.get("loadavg_before") or [float("nan")]
+    loops = "off" if not env.get("compiled_loops") else "on, packed AVX2 matmuls" if env.get("packed_loops") else "on"
     return (
         f"torch {env['torch']}, {env['cpu']} ({env['cpu_count']} cores), device {env['device']}, "
-        f"{env['threads']} threads, compiled loops {'on' if env.get('compiled_loops') else 'off'}, glibc malloc "
+        f"{env['threads']} threads, compiled loops {loops}, glibc malloc "
         f"{malloc}, load average {load[0]:.2f} before; {doc['settings']['repeats']} rounds"
     )
 
