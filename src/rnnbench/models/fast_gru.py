@@ -15,8 +15,9 @@ torch.nn's GRU (gate order r, z, n; b_hh stays inside the reset gate's product):
 The forward uses torch.tanh_ and torch.lerp (h' = lerp(n, h, z)): at these sizes one op beats `fast_lstm`'s
 sigmoid-based tanh, which takes four. The mask is `run_layer`'s: where it is False the state is
 carried unchanged and the output is zero. First-order gradients only (no double backward). The two time loops
-run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused, its tanh as 2 sigmoid(2x) - 1)
-where a compiler exists; the Python loops here are the reference and the fallback.
+run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused, its tanh as 2 sigmoid(2x) - 1; on
+AVX2 CPUs its recurrent matmul on packed weights, threads sharing each step by units) where a compiler exists;
+the Python loops here are the reference and the fallback.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ peepholes after Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t), includin
 False the state is carried unchanged and the output is zero. The peephole LSTM is this LSTM plus diagonal terms,
 one code path for both. First-order gradients only (no double backward).
 
-The two time loops run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused) where a compiler
-exists; the Python loops here are the reference and the fallback.
+The two time loops run compiled (`fast_loops.cpp`: the same ops in C++, the unmasked step fused; on AVX2 CPUs its
+recurrent matmul on packed weights, threads sharing each step by units) where a compiler exists; the Python loops
+here are the reference and the fallback.
 """
 
 from __future__ import annotations
