@@ -21,6 +21,7 @@ chosen their own and is left alone; `RNNBENCH_MALLOC=default` leaves glibc's def
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 ENV = "RNNBENCH_MALLOC"
@@ -47,7 +48,9 @@ def user_settings() -> dict[str, str]:
     return dict(sorted(chosen.items()))
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (mallopt, malloc_trim), else None; looked up once per process."""
     try:
         libc = ctypes.CDLL(None)
     except OSError:
