@@ -86,10 +86,14 @@ def test_both_at_chance_is_neither_learned_even_when_significant() -> None:
     worse = {"id": "h", "variant": "gru", "relation": "better"}
     values = {"lstm": [0.24, 0.245, 0.24, 0.245, 0.24], "gru": [0.26, 0.27, 0.26, 0.27, 0.265]}
     assert rank_test(values["gru"], values["lstm"], True).p_better < 0.05
-    _, (result,), (found,) = only(runs(study(worse), values))
+    _, (result,), (found,) = only(runs(study(worse), values, max_steps=4000))
     assert (result.verdict, result.tested, found.verdict) == (NEITHER, False, NEITHER)
-    # either variant learning would test a "better" claim, so the budget asked for is one at which either learns
-    assert result.to_decide.startswith("a budget at which either learns (lstm 0/5, gru ")
+    # either variant learning would test a "better" claim, so the budget asked for is one at which either learns,
+    # beyond the steps these runs had
+    assert result.to_decide.startswith("a budget beyond the 4,000 steps run at which either learns (lstm 0/5, gru ")
+    assert found.to_decide.startswith(  # the hypothesis's plan names the group each count is from
+        "a budget beyond the 4,000 steps run at which either learns (temporal_order: lstm 0/5"
+    )
     # a "better" claim is tested when only the variant learned: the reference failing is the effect it predicts
     values["gru"] = [0.9, 0.91, 0.92, 0.93, 0.94]
     _, (result,), (found,) = only(runs(study(worse), values))
@@ -319,18 +323,19 @@ def test_a_hypothesis_on_tasks_the_study_did_not_run_names_only_those_it_tested(
     assert found.described in findings_table(analysis).rows[0]
 
 
-def test_plans_that_differ_only_in_their_counts_merge_into_one() -> None:
+def test_plans_that_differ_only_in_their_counts_merge_into_one_naming_each_group() -> None:
+    head = "a budget beyond the 4,000 steps run at which either learns"
     plans = [
-        "a budget at which either learns (lstm 0/5, peephole_lstm 2/5 runs learned)",
-        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned)",
-        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned)",
-        "about 25 seeds per variant",
+        ("timing_gts", f"{head} (lstm 0/5, peephole_lstm 2/5 runs learned)"),
+        ("timing_msd", f"{head} (lstm 0/5, peephole_lstm 0/5 runs learned)"),
+        ("timing_msd", f"{head} (lstm 0/5, peephole_lstm 0/5 runs learned)"),
+        ("adding", "about 25 seeds per variant"),
     ]
     assert merge_plans(plans) == (
-        "a budget at which either learns (lstm 0/5, peephole_lstm 0/5 runs learned; lstm 0/5, peephole_lstm 2/5 runs "
-        "learned); about 25 seeds per variant"
+        "a budget beyond the 4,000 steps run at which either learns (timing_gts: lstm 0/5, peephole_lstm 2/5 runs "
+        "learned; timing_msd: lstm 0/5, peephole_lstm 0/5 runs learned); about 25 seeds per variant"
     )
-    assert merge_plans(["about 25 seeds per variant"] * 2) == "about 25 seeds per variant"
+    assert merge_plans([("adding", "about 25 seeds per variant")] * 2) == "about 25 seeds per variant"
 
 
 def test_a_tied_rank_test_of_20_vs_20_runs_is_monte_carlo_and_quick() -> None:

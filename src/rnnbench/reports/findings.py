@@ -169,12 +169,19 @@ def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None
     if ref.has_learned or (var_learned and base.hypothesis.relation in VARIANT_GAINS):
         return None
     status = REFERENCE_FAILED if var_learned else NEITHER
+    budget = _larger_budget(base)
     if status == NEITHER and base.hypothesis.relation in VARIANT_GAINS:  # either learning would test the claim
         var = base.variant
         learnt = f"{ref.variant} {ref.learned}/{ref.runs}, {var.variant} {var.learned}/{var.runs} runs learned"
-        return replace(base, status=status, verdict=status, to_decide=f"a budget at which either learns ({learnt})")
+        return replace(base, status=status, verdict=status, to_decide=f"{budget} at which either learns ({learnt})")
     learnt = f"{ref.variant} beat its baseline in {ref.learned}/{ref.runs} runs"
-    return replace(base, status=status, verdict=status, to_decide=f"a budget at which {ref.variant} learns ({learnt})")
+    return replace(base, status=status, verdict=status, to_decide=f"{budget} at which {ref.variant} learns ({learnt})")
+
+
+def _larger_budget(base: GroupResult) -> str:
+    """'a budget', made concrete: more optimiser steps than the group's runs had, so the plan says where to start."""
+    steps = [r.max_steps for r in (*base.reference.rows, *base.variant.rows) if r.max_steps and r.max_steps > 0]
+    return f"a budget beyond the {max(steps):,} steps run" if steps else "a larger budget"
 
 
 def _directional(base: GroupResult, p_claim: float, p_other: float) -> GroupResult:
@@ -407,8 +414,14 @@ def finding(h: Hypothesis, study: Study, results: Sequence[GroupResult]) -> Find
     elif yes and no:
         to_decide = split_plan(results, study.factor)
     else:
-        to_decide = merge_plans(r.to_decide for r in undecided)
+        to_decide = merge_plans((group_label(r, study.factor), r.to_decide) for r in undecided)
     return Finding(h, verdict, yes, no, n, sentence, to_decide, described)
+
+
+def group_label(r: GroupResult, factor: str | None) -> str:
+    """The group in words, e.g. 'temporal_order task.seq_len=200': the task, its setting and the factor value."""
+    value = f"{factor}={r.x:g}" if factor and r.x is not None else ""
+    return " ".join(part for part in (r.task, r.setting, value) if part)
 
 
 def split_plan(results: Sequence[GroupResult], factor: str | None) -> str:
@@ -417,13 +430,7 @@ def split_plan(results: Sequence[GroupResult], factor: str | None) -> str:
     support, so the report names where the claim held and where it failed instead of asking for more runs."""
 
     def where(verdict: str) -> str:
-        groups = [r for r in results if r.verdict == verdict]
-        return ", ".join(
-            " ".join(
-                part for part in (r.task, r.setting, f"{factor}={r.x:g}" if factor and r.x is not None else "") if part
-            )
-            for r in groups
-        )
+        return ", ".join(group_label(r, factor) for r in results if r.verdict == verdict)
 
     return (
         f"no more seeds or budget: its groups disagree, each significantly (held on {where(REPRODUCED)}; "
@@ -432,16 +439,16 @@ def split_plan(results: Sequence[GroupResult], factor: str | None) -> str:
     )
 
 
-def merge_plans(plans: Iterable[str]) -> str:
-    """The groups' plans as one: each distinct plan once, and plans that differ only in their closing parenthesis
-    (the runs each group's variants learned) as one plan with those details side by side, so a hypothesis over
-    four groups where neither learned reads 'a budget at which either learns (...; ...)', not the phrase four
-    times over."""
+def merge_plans(plans: Iterable[tuple[str, str]]) -> str:
+    """The groups' plans, given as (group label, plan), as one: each distinct plan once, and plans that differ only
+    in their closing parenthesis (the runs each group's variants learned) as one plan with each group's details
+    side by side under its label, so a hypothesis over four groups where neither learned reads 'a budget ... at
+    which either learns (adding T=100: ...; adding T=200: ...)', not the phrase four times over."""
     details: dict[str, list[str]] = {}
-    for plan in sorted(set(plans)):
+    for label, plan in dict.fromkeys(plans):  # in the groups' order, each once
         head, paren, rest = plan.partition(" (")
         if paren and rest.endswith(")") and "(" not in head:
-            details.setdefault(head, []).append(rest[:-1])
+            details.setdefault(head, []).append(f"{label}: {rest[:-1]}" if label else rest[:-1])
         else:
             details.setdefault(plan, [])
     return "; ".join(f"{head} ({'; '.join(more)})" if more else head for head, more in details.items())
