@@ -23,6 +23,7 @@ from rnnbench.reports.findings import (
 )
 from rnnbench.reports.groups import PoolingError
 from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci
+from rnnbench.reports.sweep_report import late_lines
 from rnnbench.reports.tables import findings_table
 
 
@@ -165,7 +166,7 @@ def test_runs_of_a_study_that_added_seeds_pool_and_a_changed_hypothesis_stops_th
     analysis, (result,), _ = only(first + more)
     assert analysis.study.seeds == (0, 1, 2, 3, 4, 5) and analysis.splits == {}
     assert (result.reference.runs, result.variant.runs) == (6, 3)
-    other = runs(study({"id": "h", "variant": "gru", "relation": "worse"}), {"lstm": [0.5], "gru": [0.9]})
+    other = runs({**study(), "reference": "gru"}, {"lstm": [0.5], "gru": [0.9]})
     with pytest.raises(PoolingError, match="different study blocks"):
         analyse("study", first + other)
 
@@ -217,7 +218,7 @@ def test_a_widened_tuning_grid_pools_with_the_first_and_its_curve_shows_every_ra
     inside = runs(widened, {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, tuning={"value": 1e-3, "at_edge": True})
     assert not {s.variant: s for s in analyse("study", inside + tunes).tuning}["gru"].at_edge
     other_seeds = {**study(), "tuning": {"grid": [1e-4], "seeds": [1001]}}
-    with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds, tuning grid and citations"):
+    with pytest.raises(PoolingError, match=r"different study blocks \(evaluation seeds, tuning grid and hypotheses"):
         analyse("study", evals + tune(other_seeds, 1e-4, 0.8))
 
 
@@ -233,6 +234,37 @@ def test_a_citation_added_to_a_hypothesis_after_some_runs_parts_no_study_and_the
     assert hypothesis.literature == "Chung et al. (2014)"
     (plain,) = analyse("study", old).study.hypotheses
     assert plain.literature == ""
+
+
+def test_a_hypothesis_declared_after_runs_pools_with_them_and_the_report_says_when() -> None:
+    """seq_len_copy's chrono_better_copy: declared after the tuning stage, before any evaluation run; a hypothesis
+    declared (or changed) after evaluation runs is reported as not pre-registered."""
+    first = {"id": "h", "variant": "gru", "relation": "better"}
+    late = {"id": "late", "variant": "gru", "relation": "worse"}
+    tunes = [
+        study_record(v, 1000, None, study(first), stage="tune", best_val={"val/acc": 0.5}, started_at="2026-12-01")
+        for v in ("lstm", "gru")
+    ]
+    evals = runs(study(first, late), {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}, started_at="2026-12-02")
+    analysis = analyse("study", tunes + evals)
+    assert [h.id for h in analysis.study.hypotheses] == ["h", "late"] and analysis.late == {"late": (0, 2)}
+    (line,) = late_lines(analysis)
+    assert "`late` was declared after 2 tuning run(s) and 0 evaluation run(s)" in line and "before any" in line
+    # changed (its relation) after an evaluation run had been recorded: those runs were seen before it was set
+    changed = runs(study(first, {**late, "relation": "better"}), {"lstm": [0.5], "gru": [0.9]}, started_at="2026-12-03")
+    analysis = analyse("study", tunes + evals[:1] + [{**r, "seed": 7} for r in changed])
+    assert analysis.late == {"late": (1, 2)}
+    assert "not a pre-registered test" in late_lines(analysis)[0]
+    assert late_lines(analyse("study", evals)) == []  # declared from the start: no line
+
+
+def test_a_hypothesis_on_tasks_the_runs_do_not_cover_is_not_this_sweeps() -> None:
+    """seq_len.yaml declares chrono_better_copy for copy memory, which only seq_len_copy runs."""
+    elsewhere = {"id": "copy", "variant": "gru", "relation": "better", "tasks": ["copy_memory"]}
+    here = {"id": "h", "variant": "gru", "relation": "better"}
+    analysis = analyse("study", runs(study(here, elsewhere), {"lstm": [0.5, 0.6], "gru": [0.9, 0.8]}))
+    assert [f.hypothesis.id for f in analysis.findings] == ["h"]
+    assert [h.id for h in analysis.study.hypotheses] == ["h"]
 
 
 def test_solves_uses_boschloo_on_solved_counts() -> None:

@@ -12,7 +12,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnnbench.reports.aggregate import Aggregate, aggregates
@@ -96,6 +96,7 @@ class Analysis:
     grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the declared sweep's grid, key -> values
     tune_planned: int | None = None  # the tuning runs the declared sweep's whole grid asks for
     superseded: int = 0  # evaluation runs of an earlier protocol, left out (current_protocol)
+    late: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # late_hypotheses: id -> (eval, tune) runs
 
     @property
     def eval_rows(self) -> tuple[Row, ...]:
@@ -173,14 +174,15 @@ def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
     """The one study block the records carry (none: compare by cell, no hypotheses). Blocks that differ only in
     their evaluation seeds or their tuning grid are one study: a launch that added seeds to an undecided study, or
     widened the grid that every variant is tuned on (a choice at its edge); the seeds and the grid are the unions.
-    Hypotheses' `literature` texts (citations added to a sweep file after some runs) do not part them either: the
-    latest run's texts are reported."""
+    Hypotheses do not part them either (a citation added, or a hypothesis declared, after some runs): the latest
+    run's hypotheses are reported, and `late_hypotheses` says which of them earlier runs did not carry."""
     found = [r.get("config", {}).get("study") for r in records]
     blocks = {json.dumps(_pooling_key(b), sort_keys=True) for b in found}
     if len(blocks) > 1:
         raise PoolingError(
             f"runs of experiment {experiment} record {len(blocks)} different study blocks (evaluation seeds, "
-            "tuning grid and citations aside): report each sweep's runs separately (or re-run them with one sweep file)"
+            "tuning grid and hypotheses aside): report each sweep's runs separately (or re-run them with one sweep "
+            "file)"
         )
     latest = max(records, key=lambda r: str(r.get("started_at") or ""), default={})
     block = latest.get("config", {}).get("study") if blocks else None
@@ -197,18 +199,39 @@ def study_of(records: Sequence[dict[str, Any]], experiment: str) -> Study:
 
 
 def _pooling_key(block: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A study block without what a relaunch may extend (the evaluation seeds, the tuning grid) or a citation
-    cannot change (each hypothesis's `literature`)."""
+    """A study block without what a relaunch may extend (the evaluation seeds, the tuning grid) or what cannot
+    change a run (the hypotheses: they are read from the runs, never used to train them)."""
     if block is None:
         return None
-    key = {k: v for k, v in block.items() if k != "seeds"}
+    key = {k: v for k, v in block.items() if k not in ("seeds", "hypotheses")}
     if isinstance(key.get("tuning"), dict):
         key["tuning"] = {k: v for k, v in key["tuning"].items() if k != "grid"}
-    if isinstance(key.get("hypotheses"), list):
-        key["hypotheses"] = [
-            {k: v for k, v in h.items() if k != "literature"} if isinstance(h, dict) else h for h in key["hypotheses"]
-        ]
     return key
+
+
+def _declared(h: Any) -> str:
+    """A hypothesis as its test reads it: its definition without the citation, as canonical JSON."""
+    return json.dumps({k: v for k, v in h.items() if k != "literature"} if isinstance(h, dict) else h, sort_keys=True)
+
+
+def _hypotheses(record: dict[str, Any]) -> list[Any]:
+    return ((record.get("config") or {}).get("study") or {}).get("hypotheses") or []
+
+
+def late_hypotheses(records: Sequence[dict[str, Any]], study: Study) -> dict[str, tuple[int, int]]:
+    """Hypothesis id -> (evaluation runs, tuning runs) whose study block did not declare it as reported: declared
+    or changed after those runs. Declared after the tuning stage and before any evaluation run, a hypothesis is
+    still tested on runs that were not looked at; declared after evaluation runs, it was not, and the report says
+    so (`sweep_report.late_lines`)."""
+    latest = max(records, key=lambda r: str(r.get("started_at") or ""), default={})
+    declared = {h.get("id"): _declared(h) for h in _hypotheses(latest) if isinstance(h, dict)}
+    late: dict[str, tuple[int, int]] = {}
+    for h in study.hypotheses:
+        before = [r for r in records if declared.get(h.id) not in {_declared(x) for x in _hypotheses(r)}]
+        if before:
+            evals = sum(r.get("stage") != "tune" for r in before)  # eval, or null: a plain train-then-test run
+            late[h.id] = (evals, len(before) - evals)
+    return late
 
 
 def analyse(
@@ -219,6 +242,7 @@ def analyse(
     study = study_of(records, experiment)
     records, superseded = current_protocol(records, study)
     grouped, splits = cells([to_row(r, study) for r in records], study)
+    study = for_tasks(study, {r.task for rows in grouped.values() for r in rows})
     eval_cells = {k: v for k, v in grouped.items() if k.stage == "eval"}
     tune_cells = {k: v for k, v in grouped.items() if k.stage == "tune"}
     variants = tuple(_variant_stats(k, rows) for k, rows in eval_cells.items())
@@ -231,8 +255,15 @@ def analyse(
     return Analysis(
         experiment, study, rows, variants, results, findings, splits, tuple(aggregates(strata, names)), tuning,
         architectures(records, study), study_cost(records, study, *bench) if bench else None,
-        superseded=len(superseded),
+        superseded=len(superseded), late=late_hypotheses(records, study),
     )  # fmt: skip
+
+
+def for_tasks(study: Study, ran: set[str]) -> Study:
+    """The study's hypotheses about the tasks its runs cover: one declared for another task only (seq_len's
+    `chrono_better_copy`, for copy memory, which seq_len_copy runs) is not this sweep's, not an undecided claim."""
+    kept = tuple(h for h in study.hypotheses if not h.tasks or set(h.tasks) & ran)
+    return study if kept == study.hypotheses else replace(study, hypotheses=kept)
 
 
 def current_protocol(

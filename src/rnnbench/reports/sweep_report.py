@@ -227,6 +227,20 @@ def pending_line(analysis: Analysis) -> str:
     )
 
 
+def late_lines(analysis: Analysis) -> list[str]:
+    """Say which hypotheses were declared (or changed) after runs had been recorded, and whether any of those
+    runs were evaluation runs: a claim declared after its test data were seen was not pre-registered."""
+    out = []
+    for hid, (evals, tunes) in analysis.late.items():
+        when = f"after {tunes} tuning run(s) and {evals} evaluation run(s) had been recorded"
+        if evals:
+            why = "its verdict reads evaluation runs recorded before it was declared: not a pre-registered test"
+        else:
+            why = "before any evaluation run, so its test reads only runs recorded after it was declared"
+        out.append(f"**Declared late.** `{hid}` was declared {when}: {why}.")
+    return out
+
+
 def superseded_line(analysis: Analysis) -> str:
     """Say that evaluation runs of an earlier protocol are in the records but in no figure (analysis.
     current_protocol), so that the runs count and the archive do not seem to disagree."""
@@ -333,7 +347,7 @@ def _sections(analysis: Analysis) -> list[tuple[str, list[str | Table]]]:
     claim = study.claim or "(no study block in these runs' config: tables and plots only)"
     finding: list[str | Table] = [f"**Seed's claim:** {claim}"]
     if study.hypotheses:
-        finding += [findings_table(analysis), *rule_text(study, analysis.family)]
+        finding += [findings_table(analysis), *late_lines(analysis), *rule_text(study, analysis.family)]
     sections: list[tuple[str, list[str | Table]]] = [("Findings", finding)]
     if analysis.results:
         sections.append(
