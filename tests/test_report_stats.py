@@ -291,6 +291,18 @@ def test_faster_is_a_log_rank_test_with_a_permutation_p_value() -> None:
     assert result.p == pytest.approx(1 / 70)  # exact: the most extreme of C(8, 4) = 70 relabellings
 
 
+def test_faster_where_no_run_solved_asks_for_a_budget_not_a_log_rank_of_nan() -> None:
+    # reports/seq_len_copy: lstm_chrono beat the baseline in 5/6 runs, lstm in 0/6, neither solved in 4,000 steps
+    faster = {"id": "h", "variant": "gru", "relation": "faster"}
+    records = runs(study(faster), {"lstm": [0.3] * 4, "gru": [0.6] * 4}, baseline=0.25)
+    for r in records:
+        r.update(solved=False, steps_to_solve=None, max_steps=4000)
+    _, (result,), (found,) = only(records)
+    assert result.status == "none solved" and not result.tested and "nan" not in result.estimate
+    assert result.to_decide == "a budget beyond the 4,000 steps run at which either solves"
+    assert found.verdict == INCONCLUSIVE and found.to_decide == result.to_decide
+
+
 def test_one_run_against_several_is_too_few_runs_not_a_crash() -> None:
     # reports/seq_len mid-rerun: one finished run of a variant against three of the reference
     faster = {"id": "h", "variant": "gru", "relation": "faster"}

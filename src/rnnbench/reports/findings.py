@@ -55,7 +55,7 @@ TESTS = {
     "similar": "equivalence: two one-sided Welch t-tests (TOST) against the declared margin, with the 90% CI of the "
     "difference of means; reproduced when the CI lies inside +-margin, not reproduced when it lies outside",
     "faster": "log-rank test on steps to solve (unsolved runs censored at their step budget), p from its exact or "
-    "Monte Carlo permutation distribution",
+    "Monte Carlo permutation distribution; where no run of either solved there is nothing to compare ('none solved')",
     "interaction": "exact one-sided Mann-Whitney U on the per-seed gains (variant minus reference, runs paired by "
     "seed) at the largest factor value against those at the smallest (the reference must have learned at the "
     "smallest)",
@@ -135,7 +135,7 @@ class GroupResult:
     x: float | None  # None for an interaction (it spans the factor range)
     reference: Side
     variant: Side
-    status: str  # "tested" | NEITHER | REFERENCE_FAILED | "too few runs" | "not testable"
+    status: str  # "tested" | NEITHER | REFERENCE_FAILED | "too few runs" | "not testable" | "none solved"
     estimate: str = ""  # the effect, in words and numbers
     p: float = math.nan  # the one-sided p-value in the direction the data point
     towards_claim: bool = True  # whether that direction is the claim's
@@ -214,9 +214,14 @@ def test_group(h: Hypothesis, task: str, setting: str, x: float | None, ref: Sid
     if h.relation == "faster":
         if not (var.has_criterion or ref.has_criterion):
             return replace(base, status="not testable", to_decide="a task with a solve criterion (steps to solve)")
+        solved = f"solved {var.solved}/{var.runs} vs {ref.solved}/{ref.runs}"
+        if not (var.solved or ref.solved):  # every run censored at its budget: steps to solve cannot differ
+            return replace(
+                base, status="none solved", estimate=solved, to_decide=f"{_larger_budget(base)} at which either solves"
+            )
         (sv, bv), (sr, br) = var.steps(), ref.steps()
         t = logrank_test(sv, bv, sr, br)
-        estimate = f"solved {var.solved}/{var.runs} vs {ref.solved}/{ref.runs}; log-rank {_fmt(t.statistic)}"
+        estimate = f"{solved}; log-rank {_fmt(t.statistic)}"
         estimate += "" if t.exact else " (Monte Carlo)"
         out = _directional(replace(base, estimate=estimate), t.p_faster, t.p_slower)
         return replace(out, planning=("permutation", var.runs, ref.runs))
