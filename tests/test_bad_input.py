@@ -42,7 +42,7 @@ CATALOGUE = [  # (command-line arguments, the line after "rnnbench-train: error:
     (
         ["-m", "+sweep=nope"],
         "unknown sweep 'nope'; allowed: attention, bidirectional, cell, counting, depth, depth_lm, peephole, "
-        "peephole_lm, peephole_long, seq_len, seq_len_copy",
+        "peephole_lm, peephole_long, seq_len, seq_len_copy, seq_len_long",
     ),
     (
         ["-m", "+sweep=cell", "hydra/launcher=nope"],

@@ -37,7 +37,8 @@ def study_of(name: str) -> Study:
 
 def test_every_sweep_declares_a_study_with_hypotheses_and_the_group_finds_them_all() -> None:
     studies = (
-        "attention bidirectional cell counting depth depth_lm peephole peephole_lm peephole_long seq_len seq_len_copy"
+        "attention bidirectional cell counting depth depth_lm peephole peephole_lm peephole_long seq_len seq_len_copy "
+        "seq_len_long"
     )
     assert studies.split() == SWEEPS
     assert (config_dir() / "sweep").resolve() == SWEEPS_DIR.resolve()  # conf/sweep -> ../sweeps
@@ -138,8 +139,8 @@ def test_sweep_files_ship_in_the_package_data() -> None:
 
 @pytest.mark.parametrize("name", SWEEPS)
 def test_diagnostics_are_on_where_the_report_plots_them(name: str) -> None:
-    """cell, seq_len and seq_len_copy probe gradients and gates (W&B runs too: their command holds +sweep=<name>)."""
-    assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name in ("cell", "seq_len", "seq_len_copy"))
+    """cell and the seq_len studies probe gradients and gates (W&B runs too: their command holds +sweep=<name>)."""
+    assert compose_config([f"+sweep={name}"]).diagnostics.enabled == (name == "cell" or name.startswith("seq_len"))
 
 
 MINE = """# @package _global_
