@@ -4,6 +4,7 @@ intervals inside the metric's range, and the pooling guard (issue 13's acceptanc
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ from rnnbench.reports.findings import (
     merge_plans,
 )
 from rnnbench.reports.groups import PoolingError
-from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci
+from rnnbench.reports.stats import equivalence, mean_ci, min_rank_p, rank_test, rate_ci, seeds_for_equivalence
 from rnnbench.reports.sweep_report import late_lines
 from rnnbench.reports.tables import findings_table
 
@@ -99,11 +100,22 @@ def test_both_at_chance_is_neither_learned_even_when_significant() -> None:
     values["gru"] = [0.9, 0.91, 0.92, 0.93, 0.94]
     _, (result,), (found,) = only(runs(study(worse), values))
     assert (result.tested, result.verdict, found.verdict) == (True, REPRODUCED, REPRODUCED)
-    # any other claim needs the reference to have learned, whichever way the variant went
+    # and a "worse" or "similar" claim is contradicted by it (seq_len_copy: the GRU learned, the LSTM did not)
     for relation in ("worse", "similar"):
         claim = {"id": "h", "variant": "gru", "relation": relation} | ({"margin": 0.1} if relation == "similar" else {})
         _, (result,), (found,) = only(runs(study(claim), values))
-        assert (result.verdict, found.verdict) == (REFERENCE_FAILED, INCONCLUSIVE), relation
+        assert (result.tested, result.verdict, found.verdict) == (True, NOT_REPRODUCED, NOT_REPRODUCED), relation
+
+
+def test_an_interaction_needs_the_reference_to_have_learned() -> None:
+    # its gains are the variant's distance from the reference at each factor value: from a reference at chance
+    # they measure the reference's failure as much as the variant's gain
+    block = study({"id": "h", "variant": "gru", "relation": "interaction"}, factor="task.seq_len")
+    short = runs(block, {"lstm": [0.24, 0.25, 0.24, 0.25, 0.24], "gru": [0.6] * 5}, seq_len=10)
+    long = runs(block, {"lstm": [0.24, 0.25, 0.24, 0.25, 0.24], "gru": [0.9] * 5}, seq_len=100, max_steps=4000)
+    _, (result,), (found,) = only(short + long)
+    assert (result.tested, result.verdict, found.verdict) == (False, REFERENCE_FAILED, INCONCLUSIVE)
+    assert "at which lstm learns (lstm beat its baseline in 0/5 runs)" in result.to_decide
 
 
 def test_a_diverged_run_is_counted_as_the_worst_value_not_dropped() -> None:
@@ -396,3 +408,23 @@ def test_a_tied_rank_test_of_20_vs_20_runs_is_monte_carlo_and_quick() -> None:
     normal = scipy_stats.mannwhitneyu(a, b, alternative="greater", method="asymptotic").pvalue
     assert test.p_better == pytest.approx(normal, rel=0.25) and test.p_better < 0.05 < test.p_worse
     assert rank_test(a[:5], b[:5], higher_is_better=True).method == "exact permutation Mann-Whitney U (ties)"
+
+
+def test_the_seeds_a_similar_claim_needs_are_counted_at_the_per_test_level_with_welch_degrees_of_freedom() -> None:
+    # reports/seq_len, temporal_order T=200: one GRU run of five stayed at chance, so Welch's p (0.0076) missed the
+    # per-test level of a 10-test family (0.005); "about 3 seeds" (at alpha 0.05, pooled df) was fewer than it had
+    gru, lstm = [1, 1, 1, 0.2617, 1], [0.2539, 0.2617, 0.248, 0.2363, 0.2598]
+    margin = 0.000195
+    assert seeds_for_equivalence(gru, lstm, margin, 0.05) < len(gru) < seeds_for_equivalence(gru, lstm, margin, 0.005)
+    n = seeds_for_equivalence(gru, lstm, margin, 0.005)
+    # runs with the observed means and spreads at n seeds pass Welch's test at that level, at n - 1 they do not
+    assert equivalence(alike(gru, n), alike(lstm, n), margin).p_outside < 0.005
+    assert equivalence(alike(gru, n - 1), alike(lstm, n - 1), margin).p_outside >= 0.005
+
+
+def alike(values: list[float], n: int) -> list[float]:
+    """n values with the mean and sample standard deviation of `values`."""
+    mean, sd = statistics.mean(values), statistics.stdev(values)
+    z = [i - (n - 1) / 2 for i in range(n)]
+    scale = statistics.stdev(z)
+    return [mean + sd * v / scale for v in z]

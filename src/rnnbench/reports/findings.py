@@ -4,8 +4,10 @@ A hypothesis (declared in the sweep file's `study:` block, `rnnbench.study.spec`
 (task, setting, factor value) it covers, or, for an interaction, each (task, setting) over its factor range.
 Per group the rule is:
 
-1. The reference must have learned (at least half of its runs beat the task's trivial baseline or solved it) for
-   the test to count either way; when neither variant learned the group's verdict is "neither learned".
+1. One of the two must have learned (at least half of its runs beat the task's trivial baseline or solved it):
+   when neither did the group's verdict is "neither learned". The variant learning where the reference did not is
+   evidence for a claim that it does better and against one that it does worse or as well; only an interaction,
+   whose gains are measured from the reference, needs the reference to have learned.
 2. The test the relation calls for (`TESTS`), one-sided, in the direction the data point: towards the claim
    (reproduced if significant) or away from it (not reproduced if significant). Failed and diverged runs stay in:
    the worst value in rank tests, not solved in solve counts, censored at the budget in steps to solve, and the
@@ -155,22 +157,24 @@ def _fmt(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
 
-VARIANT_GAINS = ("better", "solves", "faster")  # claims that the variant learns where the reference may not
+REFERENCE_GATED = ("interaction",)  # its gains are differences from the reference, so the reference must learn
 
 
 def _gate(base: GroupResult, ref: Side, var_learned: bool) -> GroupResult | None:
-    """Step 1 of the rule (None: go on and test it). A claim that the variant does better (better, solves, faster)
-    is tested whenever either variant learned: the reference failing where the variant learns is the effect it
-    predicts. Any other claim (worse, similar, interaction) needs the reference to have learned."""
+    """Step 1 of the rule (None: go on and test it). A claim is tested whenever either variant learned: the variant
+    learning where the reference fails is the effect a better / solves / faster claim predicts, and a difference
+    that contradicts a worse or similar one (seq_len_copy: the GRU left copy memory's plateau in 5-6 of 6 runs, the
+    forget-bias-1 LSTM in none, so the GRU is not "similar" at that budget). An interaction needs the reference to
+    have learned (else "reference did not learn")."""
     if not base.reference.rows or not base.variant.rows:
         return replace(base, status="too few runs", to_decide="runs of both variants")
     if min(len(base.reference.rows), len(base.variant.rows)) < 2:  # no test has a distribution at 1 vs n
         return replace(base, status="too few runs", to_decide="at least 2 runs of each variant")
-    if ref.has_learned or (var_learned and base.hypothesis.relation in VARIANT_GAINS):
+    if ref.has_learned or (var_learned and base.hypothesis.relation not in REFERENCE_GATED):
         return None
     status = REFERENCE_FAILED if var_learned else NEITHER
     budget = _larger_budget(base)
-    if status == NEITHER and base.hypothesis.relation in VARIANT_GAINS:  # either learning would test the claim
+    if status == NEITHER and base.hypothesis.relation not in REFERENCE_GATED:  # either learning would test it
         var = base.variant
         learnt = f"{ref.variant} {ref.learned}/{ref.runs}, {var.variant} {var.learned}/{var.runs} runs learned"
         return replace(base, status=status, verdict=status, to_decide=f"{budget} at which either learns ({learnt})")
@@ -251,7 +255,7 @@ def _similar(base: GroupResult, h: Hypothesis, ref: Side, var: Side) -> GroupRes
     )
     out = _directional(replace(base, estimate=estimate), e.p_inside, e.p_outside)
     out = replace(out, towards_claim=abs(e.diff) < margin, p=e.p_inside if abs(e.diff) < margin else e.p_outside)
-    return replace(out, planning=("equivalence", seeds_for_equivalence(a, b, margin)))
+    return replace(out, planning=("equivalence", tuple(a), tuple(b), margin))
 
 
 def test_interaction(h: Hypothesis, task: str, setting: str, by_x: dict[float, tuple[Side, Side]]) -> GroupResult:
@@ -318,7 +322,8 @@ def _plan(result: GroupResult, alpha: float) -> str:
             return f"at least {n} seeds per variant: {n_a} vs {n_b} seeds cannot reach p < {alpha:.2g} at all"
         return "more seeds, or a budget at which the slower variant solves (censored runs carry less information)"
     if kind == "equivalence":
-        (n,) = numbers
+        a, b, margin = numbers
+        n = seeds_for_equivalence(a, b, margin, alpha)
         return "the estimate sits on the margin" if n is None else _seeds(n)
     return "more seeds (a larger budget if runs are censored)"
 
@@ -466,9 +471,11 @@ def rule_text(study: Study, family: int, alpha: float = ALPHA) -> list[str]:
     return [
         "**Rule.** Per group (task x setting x factor value; for an interaction, task x setting over the factor "
         "range), a variant has learned when at least half of its runs beat the task's trivial baseline or solved "
-        "it. A claim that the variant does better (*better*, *solves*, *faster*) is tested when either variant "
-        "learned; any other claim (*worse*, *similar*, *interaction*) only when the reference learned (else "
-        f'"reference did not learn"); a group where neither learned is "neither learned". Tests: {tests}. Each '
+        "it. A claim is tested when either variant learned (the variant learning where the reference did not is "
+        "evidence for *better*, *solves* and *faster* and against *worse* and *similar*: with a reference that did "
+        "not learn, a *similar* margin taken from its gain is near zero, so only a difference can come out); an "
+        '*interaction* only when the reference learned (else "reference did not learn"); a group where neither '
+        f'learned is "neither learned". Tests: {tests}. Each '
         "test is one-sided, in both directions: significant towards the claim is reproduced, significant away from "
         "it is not reproduced, anything else is inconclusive. Failed and diverged runs stay in: the worst value in "
         "rank tests, not solved in solve counts, censored at the step budget in steps to solve, the trivial "

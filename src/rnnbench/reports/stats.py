@@ -203,18 +203,21 @@ def equivalence(a: Sequence[float], b: Sequence[float], margin: float) -> Equiva
     return Equivalence(d, low, high, p_inside, p_outside)
 
 
-def seeds_for_equivalence(a: Sequence[float], b: Sequence[float], margin: float) -> int | None:
-    """Seeds per variant at which the 90 % CI, at the observed means and spreads, would fall wholly inside or
-    wholly outside +-margin; None when the estimate sits on the margin or there is no spread to scale."""
+def seeds_for_equivalence(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05) -> int | None:
+    """Seeds per variant at which, at the observed means and spreads, the one-sided Welch test of the TOST side the
+    data point to would pass at `alpha` (the difference wholly inside or wholly outside +-margin): the Welch-
+    Satterthwaite degrees of freedom at n seeds each, as `equivalence` tests. None when the estimate sits on the
+    margin or there is no spread to scale."""
     x, y = _array(a), _array(b)
     if x.size < 2 or y.size < 2:
         return None
     gap = abs(abs(float(x.mean() - y.mean())) - margin)
-    spread = x.var(ddof=1) + y.var(ddof=1)
-    if gap == 0 or spread == 0:
+    va, vb = float(x.var(ddof=1)), float(y.var(ddof=1))
+    if gap == 0 or va + vb == 0:
         return None
     for n in range(2, MAX_SEEDS + 1):
-        if st.t.ppf(0.95, 2 * n - 2) * math.sqrt(spread / n) < gap:
+        df = (n - 1) * (va + vb) ** 2 / (va**2 + vb**2)
+        if st.t.ppf(1 - alpha, df) * math.sqrt((va + vb) / n) < gap:
             return n
     return MAX_SEEDS + 1
 
